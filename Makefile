@@ -1,0 +1,14 @@
+# The two entry points of the README. Both set everything up first (scripts/setup.sh is idempotent).
+.PHONY: repro test bench
+
+repro:
+	scripts/setup.sh
+	. .venv/bin/activate && dvc repro
+
+test:
+	scripts/setup.sh --test
+	.venv/bin/python -m pytest
+
+bench:
+	scripts/setup.sh --test
+	.venv/bin/python -m pytest tests/perf --benchmark-enable

@@ -1,0 +1,192 @@
+"""`spikecode`: every pipeline stage as a subcommand, so everything runs without DVC too.
+
+    spikecode list                                   methods and datasets, one line each
+    spikecode prepare DATASET                        raw files -> datasets/<name>/prepared.pt
+    spikecode train    --dataset D --method M --seed S   -> runs/D/M/S/{model.pt, train.json}
+    spikecode evaluate --dataset D --method M --seed S   -> runs/D/M/S/{eval.json, ops.json}
+    spikecode energy   --dataset D --method M --seed S   -> runs/D/M/S/energy.json
+    spikecode report                                 runs/ -> reports/ (tables, plots, leaderboard)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmark.config import DATASETS_DIR, DEFAULT_PARAMS, RUNS_DIR, load_params, resolve_run
+from benchmark.errors import DatasetSkipped, MissingData, SpikeCodeError
+
+REPORTS_DIR = Path("reports")
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="a dataset name (see `spikecode list`)")
+    parser.add_argument("--method", required=True, help="a method name (see `spikecode list`)")
+    parser.add_argument("--seed", type=int, required=True, help="the run's seed (one of run.seeds)")
+    parser.add_argument("--profile", help="a profile of params.yaml (default: its `profile` key)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="for a dataset that `prepare --skip-missing` marked absent, write skip markers instead of failing")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spikecode", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="configuration file (default: params.yaml)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("list", help="list the registered methods and datasets")
+
+    prepare = commands.add_parser("prepare", help="check and prepare a dataset under datasets/<name>/")
+    prepare.add_argument("dataset", help="dataset name (see `spikecode list`)")
+    prepare.add_argument("--download", action="store_true",
+                         help="let torchvision download missing files (needs network access)")
+    prepare.add_argument("--skip-missing", action="store_true",
+                         help="when the raw files are absent, mark the dataset skipped instead of failing (the pipeline uses this)")
+
+    for name, text in [("train", "train a method (or convert a trained source network)"),
+                       ("evaluate", "evaluate a trained run on the clean test set: accuracy, decision steps, ops"),
+                       ("energy", "estimate a run's energy per sample from its op counts")]:
+        _run_arguments(commands.add_parser(name, help=text, description=text))
+
+    report = commands.add_parser("report", help="collect every run into leaderboard tables and plots in reports/")
+    report.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of runs (default: runs/)")
+    report.add_argument("--out", type=Path, default=REPORTS_DIR, help="output folder (default: reports/)")
+    return parser
+
+
+def cmd_list(args) -> None:
+    from benchmark.data import available_datasets
+    from benchmark.registry import available_methods
+
+    print("methods:")
+    for name, cls in available_methods().items():
+        print(f"  {name:<14} {cls.family:<10} {cls.citation}")
+    print("datasets:")
+    for name, info in available_datasets().items():
+        print(f"  {name:<14} {info.description}")
+
+
+def cmd_prepare(args) -> None:
+    from benchmark.data import get_dataset, mark_skipped, prepare
+
+    get_dataset(args.dataset)
+    params = load_params(args.params)
+    split = params.datasets.get(args.dataset)
+    options = split.model_dump() if split else {}
+    try:
+        path = prepare(args.dataset, DATASETS_DIR, allow_download=args.download, **options)
+    except MissingData as error:
+        if not args.skip_missing:
+            raise
+        mark_skipped(args.dataset, str(error), DATASETS_DIR)
+        print(f"spikecode prepare: skipping {args.dataset}, its files are missing:\n{error}", file=sys.stderr)
+        return
+    print(f"prepared {args.dataset}: {path}")
+
+
+STAGE_OUTPUTS = {"train": ("model.pt", "train.json"), "evaluate": ("eval.json", "ops.json"), "energy": ("energy.json",)}
+
+
+def _write_skip_markers(args, spec, reason: str) -> None:
+    """Writes the stage's declared outputs as markers, so DVC sees the stage done and the report
+    lists the run as skipped."""
+    from benchmark.io import write_json
+
+    for name in STAGE_OUTPUTS[args.command]:
+        write_json(spec.run_dir / name, {"skipped": reason})
+    print(f"spikecode {args.command}: skipping {spec.dataset}/{spec.method}/{spec.seed}: {reason}", file=sys.stderr)
+
+
+def _skipped_upstream(args, spec) -> str | None:
+    """The reason a previous stage skipped this run, or None."""
+    from benchmark.io import read_json
+
+    upstream = {"train": None, "evaluate": "train.json", "energy": "ops.json"}[args.command]
+    path = spec.run_dir / upstream if upstream else None
+    if args.skip_missing and path is not None and path.exists():
+        return read_json(path).get("skipped")
+    return None
+
+
+def _run_stage(args, stage) -> None:
+    """Runs `stage(params, spec)`; with --skip-missing, a skipped dataset writes skip markers."""
+    params, spec = _spec(args)
+    reason = _skipped_upstream(args, spec)
+    if reason is None:
+        try:
+            return stage(params, spec)
+        except DatasetSkipped as error:
+            if not args.skip_missing:
+                raise
+            reason = str(error)
+    _write_skip_markers(args, spec, reason)
+
+
+def _spec(args):
+    params = load_params(args.params)
+    return params, resolve_run(params, args.dataset, args.method, args.seed, args.profile)
+
+
+def cmd_train(args) -> None:
+    _run_stage(args, lambda params, spec: _train(args, params, spec))
+
+
+def _train(args, params, spec) -> None:
+    from benchmark.registry import get_method
+    from benchmark.train import train
+
+    source_method = get_method(spec.method).source_method
+    source = resolve_run(params, spec.dataset, source_method, spec.seed, args.profile) if source_method else None
+    summary = train(spec, progress=not args.no_progress, source=source)
+    print(f"trained {spec.method} on {spec.dataset} (seed {spec.seed}) in {summary['train_seconds']:.1f} s -> {spec.run_dir}")
+
+
+def cmd_evaluate(args) -> None:
+    _run_stage(args, lambda params, spec: _evaluate(args, spec))
+
+
+def _evaluate(args, spec) -> None:
+    from benchmark.evaluate import evaluate
+
+    record = evaluate(spec, progress=not args.no_progress)
+    print(f"{spec.method} on {spec.dataset}: accuracy {record['accuracy']:.4f}, "
+          f"mean decision step {record['decision_step']['mean']:.2f} of T={record['T']}")
+
+
+def cmd_energy(args) -> None:
+    _run_stage(args, _energy)
+
+
+def _energy(params, spec) -> None:
+    from benchmark.energy import run_energy
+
+    energy = run_energy(spec.run_dir, params.energy.cost_model)
+    print(f"{spec.method} on {spec.dataset}: {energy['tier1_pj'] / 1e3:.1f} nJ per sample ({energy['cost_model']})")
+
+
+def cmd_report(args) -> None:
+    from benchmark.report import build_report
+
+    params = load_params(args.params)
+    written = build_report(args.runs, args.out, params.references)
+    print(f"wrote {len(written)} files under {args.out}/")
+
+
+COMMANDS = {"list": cmd_list, "prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate,
+            "energy": cmd_energy, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except SpikeCodeError as error:
+        print(f"spikecode {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""`params.yaml`, the single source of configuration, validated once at the boundary.
+
+Layout (every key is checked; an unknown or ill-typed key is a ConfigError naming it):
+
+    profile: quick                     which entry of `profiles` the run uses
+    run: {datasets, methods, seeds}    what `dvc repro` runs (the DVC matrix)
+    profiles.<name>                    schedule and architectures of a profile, per-method overrides
+    architectures.<name>               named networks (benchmark.arch.ArchSpec)
+    datasets.<name>                    split settings
+    methods.<name>                     hyperparameters, validated by the method's own Config
+    energy                             the tier-1 cost model
+    references                         paper figures, shown only as labelled reference rows
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from benchmark.arch import ArchSpec
+from benchmark.errors import ConfigError
+
+DEFAULT_PARAMS = Path("params.yaml")
+RUNS_DIR = Path("runs")
+DATASETS_DIR = Path("datasets")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Conversion(_Strict):
+    method: str
+    source: str
+
+
+class RunMatrix(_Strict):
+    datasets: list[str]
+    methods: list[str] = Field(description="methods trained by the harness (families ann and direct)")
+    conversions: list[Conversion] = Field(default_factory=list, description="conversion methods and their sources")
+    seeds: list[int] = Field(min_length=1)
+
+
+class Profile(_Strict):
+    description: str = ""
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    eval_batch_size: int = Field(1000, ge=1)
+    train_subset: int | None = Field(None, ge=1, description="first N training samples (smoke tests)")
+    test_subset: int | None = Field(None, ge=1)
+    calibration_batches: int = Field(10, ge=1, description="training batches a conversion calibrates on")
+    throughput_samples: int = Field(2000, ge=1)
+    arch: dict[str, str] = Field(description="dataset name (or 'default') -> architecture name")
+    methods: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-method overrides")
+
+
+class DatasetParams(_Strict):
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    split_seed: int = 0
+
+
+class EnergyParams(_Strict):
+    cost_model: str | dict[str, Any] = "fp32-45nm"
+
+
+class Params(_Strict):
+    profile: str
+    run: RunMatrix
+    profiles: dict[str, Profile]
+    architectures: dict[str, ArchSpec]
+    datasets: dict[str, DatasetParams]
+    methods: dict[str, dict[str, Any]]
+    energy: EnergyParams = EnergyParams()
+    references: list[dict[str, Any]] = Field(default_factory=list)
+
+    def active_profile(self, name: str | None = None) -> tuple[str, Profile]:
+        name = name or self.profile
+        if name not in self.profiles:
+            raise ConfigError(f"profile {name!r} is not defined; params.yaml defines: {', '.join(self.profiles)}")
+        return name, self.profiles[name]
+
+
+def load_params(path: Path = DEFAULT_PARAMS) -> Params:
+    if not path.exists():
+        raise ConfigError(f"{path} not found; run from the repository root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    try:
+        params = Params(**(raw or {}))
+    except ValidationError as error:
+        raise ConfigError(f"{path}:\n  " + "\n  ".join(_describe(item) for item in error.errors())) from None
+    params.active_profile()  # the selected profile must exist
+    return params
+
+
+def _describe(item: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in item["loc"])
+    if item["type"] == "extra_forbidden":
+        return f"{key}: unknown key; remove it or check its spelling"
+    if item["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {item['msg']} (got {item.get('input')!r})"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs, resolved from params.yaml for (dataset, method, seed)."""
+
+    dataset: str
+    method: str
+    seed: int
+    profile_name: str
+    profile: Profile
+    arch_name: str
+    arch: ArchSpec
+    hyperparameters: dict[str, Any]
+    dataset_params: DatasetParams
+
+    @property
+    def run_dir(self) -> Path:
+        return RUNS_DIR / self.dataset / self.method / str(self.seed)
+
+    def fingerprint(self) -> str:
+        """Hash of every setting that shapes the run; a checkpoint resumes only under the same one."""
+        blob = json.dumps(
+            {
+                "dataset": self.dataset,
+                "method": self.method,
+                "seed": self.seed,
+                "profile": self.profile.model_dump(exclude={"methods", "description"}),
+                "arch": self.arch.model_dump(),
+                "hyperparameters": self.hyperparameters,
+                "split": self.dataset_params.model_dump(),
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def resolve_run(params: Params, dataset: str, method: str, seed: int, profile: str | None = None) -> RunSpec:
+    profile_name, prof = params.active_profile(profile)
+    arch_name = prof.arch.get(dataset, prof.arch.get("default"))
+    if arch_name is None:
+        raise ConfigError(f"profiles.{profile_name}.arch names no architecture for {dataset!r} and has no 'default'")
+    if arch_name not in params.architectures:
+        raise ConfigError(
+            f"profiles.{profile_name}.arch: architecture {arch_name!r} is not defined under `architectures` "
+            f"(defined: {', '.join(params.architectures)})"
+        )
+    if method not in params.methods:
+        raise ConfigError(f"methods.{method}: no entry in params.yaml; add one (an empty mapping {{}} takes the defaults)")
+    hyperparameters = {**(params.methods[method] or {}), **prof.methods.get(method, {})}
+    return RunSpec(
+        dataset=dataset,
+        method=method,
+        seed=seed,
+        profile_name=profile_name,
+        profile=prof,
+        arch_name=arch_name,
+        arch=params.architectures[arch_name],
+        hyperparameters=hyperparameters,
+        dataset_params=params.datasets.get(dataset, DatasetParams()),
+    )

@@ -1,0 +1,112 @@
+"""Evaluation of one trained run on the clean test set: accuracy, decision steps, ops, throughput.
+
+Writes `<run>/eval.json` (accuracy, decision step statistics, size, throughput, provenance) and
+`<run>/ops.json` (per-sample op counts, per layer and per time step). The decision step of a sample
+is the number of time steps consumed before its prediction is available (1..T), as the method's
+`readout` reports it; the harness only aggregates it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from benchmark.config import RunSpec
+from benchmark.data import Prepared, load_prepared, to_unit_float
+from benchmark.io import write_json
+from benchmark.method import CodingMethod
+from benchmark.ops import OpCounter
+from benchmark.provenance import provenance
+from benchmark.train import Processes, load_model, seed_for
+
+RECORD_SCHEMA = 1
+
+
+def test_split(data: Prepared, spec: RunSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = data.test_images, data.test_labels
+    if spec.profile.test_subset:
+        images, labels = images[: spec.profile.test_subset], labels[: spec.profile.test_subset]
+    return images, labels
+
+
+def decision_statistics(steps: torch.Tensor) -> dict[str, float]:
+    steps = steps.double()
+    return {
+        "mean": float(steps.mean()),
+        "p50": float(torch.quantile(steps, 0.5)),
+        "p95": float(torch.quantile(steps, 0.95)),
+    }
+
+
+def footprint_bytes(network: torch.nn.Module) -> int:
+    tensors = list(network.parameters()) + list(network.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@torch.no_grad()
+def predict(method: CodingMethod, images: torch.Tensor, device: torch.device, batch_size: int,
+            generator: torch.Generator, progress: bool = False, desc: str = "evaluate") -> tuple[torch.Tensor, torch.Tensor]:
+    """(predictions [N], decision steps [N]) of `method` on uint8 `images`."""
+    predictions, steps = [], []
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, leave=False, disable=not progress):
+        x = to_unit_float(images[start:start + batch_size]).to(device)
+        readout = method.readout(method.forward(x, generator))
+        predictions.append(readout.prediction.cpu())
+        steps.append(readout.decision_step.cpu())
+    return torch.cat(predictions), torch.cat(steps)
+
+
+@torch.no_grad()
+def throughput(method: CodingMethod, images: torch.Tensor, device: torch.device, batch_size: int) -> float:
+    """Samples per second of encode + network + readout, op counter off, after one warm-up batch."""
+    generator = torch.Generator().manual_seed(0)
+    predict(method, images[:batch_size], device, batch_size, generator)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    predict(method, images, device, batch_size, generator)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return len(images) / (time.perf_counter() - started)
+
+
+def evaluate(spec: RunSpec, progress: bool = True) -> dict[str, Any]:
+    device = Processes.from_env().device
+    data = load_prepared(spec.dataset)
+    method = load_model(spec, data)
+    method.network.to(device).eval()
+    images, labels = test_split(data, spec)
+    batch_size = spec.profile.eval_batch_size
+    generator = torch.Generator().manual_seed(seed_for(spec.seed, 0, stream=3000))
+
+    with OpCounter(method.network, method.input_semantics) as counter:
+        predictions, steps = predict(method, images, device, batch_size, generator, progress, f"evaluate {spec.method}")
+    counts = counter.compute()
+    record = {
+        "schema": RECORD_SCHEMA,
+        "dataset": spec.dataset,
+        "profile": spec.profile_name,
+        "method": spec.method,
+        "family": method.family,
+        "variant": method.variant(),
+        "arch": spec.arch_name,
+        "T": method.T,
+        "seed": spec.seed,
+        "accuracy": float((predictions == labels).double().mean()),
+        "test_samples": len(labels),
+        "decision_step": decision_statistics(steps),
+        "params": sum(p.numel() for p in method.network.parameters()),
+        "footprint_bytes": footprint_bytes(method.network),
+        "throughput_samples_per_s": throughput(method, images[: spec.profile.throughput_samples], device, batch_size),
+        "hyperparameters": method.config.model_dump(),
+        "citation": method.citation,
+        "provenance": provenance(device, data.sha256, {"hyperparameters": method.config.model_dump(),
+                                                       "arch": spec.arch.model_dump(), "profile": spec.profile_name}),
+    }
+    ops = counts.to_dict()
+    write_json(spec.run_dir / "ops.json", {"ops": ops.pop("totals"), **ops})
+    write_json(spec.run_dir / "eval.json", record)
+    return record

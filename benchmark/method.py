@@ -1,0 +1,133 @@
+"""The method contract: the one base class every coding method derives from.
+
+A coding method declares (DESIGN.md, "The method contract"):
+- `family`: "ann", "direct" (trained as an SNN) or "conversion" (an ANN is trained, then converted);
+- `Config`: its hyperparameters, a frozen pydantic model; unknown or ill-typed keys are errors;
+- `citation`: the paper it implements;
+- `build`, `encode`, `loss`, `readout` (and `convert` for the conversion family).
+
+The harness owns everything else: data, seeds, device, training loop, metrics, ops, energy.
+
+Shapes: images `[B, C, H, W]` in [0, 1] -> `encode` -> `[T, B, ...]` -> network -> `[T, B, classes]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterable, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from benchmark.arch import ArchSpec
+from benchmark.semantics import ANALOG_VALUES, OpSemantics
+
+Family = Literal["ann", "direct", "conversion"]
+FAMILIES: tuple[str, ...] = ("ann", "direct", "conversion")
+
+# Training-schedule keys: they change how long a method trains, not what it is, so they never
+# appear in a record's `variant`.
+SCHEDULE_KEYS = frozenset({"epochs", "lr", "weight_decay", "batch_size"})
+
+
+class MethodConfig(BaseModel):
+    """Hyperparameters shared by every method; a method's `Config` subclasses this."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    T: int = Field(1, ge=1, description="time steps per sample")
+    epochs: int | None = Field(None, ge=1, description="overrides the profile's epochs")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate (cosine schedule)")
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int | None = Field(None, ge=1, description="overrides the profile's batch size")
+
+
+@dataclass(frozen=True)
+class Readout:
+    """A method's decision for every sample.
+
+    prediction:     `[B]` class indices.
+    decision_step:  `[B]` number of time steps consumed before the prediction is available,
+                    in 1..T (an early-exit method that decides at step t = 0 reports 1).
+    """
+
+    prediction: Tensor
+    decision_step: Tensor
+
+
+class CodingMethod:
+    """Base class of coding methods. Subclass it, set the class attributes, register it."""
+
+    name: ClassVar[str] = ""  # set by register_method
+    family: ClassVar[Family]
+    citation: ClassVar[str]
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    # conversion family: the registered method whose trained network is converted
+    source_method: ClassVar[str | None] = None
+    # kind of the events the encoder sends to the first synaptic layer
+    input_semantics: ClassVar[OpSemantics] = ANALOG_VALUES
+
+    def __init__(self, config: MethodConfig, arch: ArchSpec, input_shape: tuple[int, ...], num_classes: int):
+        self.config = config
+        self.arch = arch
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        self.network: nn.Module = self.build(arch, self.input_shape, num_classes)
+
+    @property
+    def T(self) -> int:
+        return self.config.T
+
+    # --- what a method implements -------------------------------------------------------------
+
+    def build(self, arch: ArchSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        """The network: `[T, B, ...]` encoded input -> `[T, B, classes]` output signal."""
+        raise NotImplementedError
+
+    def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """`[B, C, H, W]` in [0, 1] -> `[T, B, ...]`. Draw randomness only from `generator`."""
+        raise NotImplementedError
+
+    def loss(self, output: Tensor, labels: Tensor) -> Tensor:
+        """Scalar training loss from the network output `[T, B, classes]` and labels `[B]`."""
+        raise NotImplementedError
+
+    def readout(self, output: Tensor) -> Readout:
+        """Prediction and decision step of every sample from the output `[T, B, classes]`."""
+        raise NotImplementedError
+
+    def convert(self, source: "CodingMethod", calibration: Iterable[Tensor]) -> None:
+        """Conversion family: turn the trained `source` method's network into `self.network`.
+
+        `calibration` yields image batches `[B, C, H, W]` from the training split.
+        """
+        raise NotImplementedError
+
+    # --- provided ---------------------------------------------------------------------------
+
+    def forward(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Encode and run the network: `[B, C, H, W]` -> `[T, B, classes]`."""
+        return self.network(self.encode(images, generator))
+
+    def variant(self) -> str:
+        """Hyperparameters that differ from the method's defaults, as a short string ("" for none)."""
+        defaults = self.Config().model_dump()
+        changed = {
+            key: value
+            for key, value in self.config.model_dump().items()
+            if key not in SCHEDULE_KEYS and value != defaults.get(key)
+        }
+        return ",".join(f"{key}={_short(value)}" for key, value in sorted(changed.items()))
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.name, "family": self.family, "citation": self.citation,
+                "hyperparameters": self.config.model_dump()}
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "-".join(_short(v) for v in value)
+    return str(value)

@@ -1,0 +1,77 @@
+"""params.yaml validation: every key checked at the boundary, errors name the key and the fix."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from benchmark.config import load_params, resolve_run
+from benchmark.errors import ConfigError
+from tests.conftest import REPO, smoke_params
+
+
+def _write(tmp_path, params) -> object:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_the_repository_params_yaml_is_valid_and_defines_the_three_profiles():
+    params = load_params(REPO / "params.yaml")
+    assert {"smoke", "quick", "paper"} <= set(params.profiles)
+    assert params.profile == "quick"
+
+
+def test_an_unknown_top_level_key_is_named(tmp_path):
+    params = smoke_params()
+    params["epochz"] = 3
+    with pytest.raises(ConfigError, match="epochz: unknown key"):
+        load_params(_write(tmp_path, params))
+
+
+def test_an_ill_typed_profile_value_is_named_with_its_path(tmp_path):
+    params = smoke_params(**{"profiles.smoke.epochs": "many"})
+    with pytest.raises(ConfigError, match=r"profiles\.smoke\.epochs: .*'many'"):
+        load_params(_write(tmp_path, params))
+
+
+def test_a_missing_required_key_is_named(tmp_path):
+    params = smoke_params()
+    del params["profiles"]["smoke"]["batch_size"]
+    with pytest.raises(ConfigError, match=r"profiles\.smoke\.batch_size: required key is missing"):
+        load_params(_write(tmp_path, params))
+
+
+def test_an_undefined_profile_is_an_error_listing_the_defined_ones(tmp_path):
+    with pytest.raises(ConfigError, match="profile 'fast' is not defined.*smoke"):
+        load_params(_write(tmp_path, smoke_params(profile="fast")))
+
+
+def test_invalid_yaml_is_reported_as_such(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("profile: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(path)
+
+
+def test_profile_overrides_are_merged_over_the_method_entry(tmp_path):
+    params = load_params(_write(tmp_path, smoke_params(**{"profiles.smoke.methods": {"rate": {"T": 5}}})))
+    spec = resolve_run(params, "digits", "rate", 0)
+    assert spec.hyperparameters["T"] == 5
+    assert spec.hyperparameters["beta"] == params.methods["rate"]["beta"]
+    assert spec.arch_name == "mlp-s"
+
+
+def test_a_method_without_an_entry_is_an_error_saying_how_to_add_one(tmp_path):
+    params = load_params(_write(tmp_path, smoke_params()))
+    with pytest.raises(ConfigError, match=r"methods\.ttfz: no entry in params.yaml"):
+        resolve_run(params, "digits", "ttfz", 0)
+
+
+def test_the_fingerprint_changes_with_a_hyperparameter_and_not_with_a_description(tmp_path):
+    base = load_params(_write(tmp_path, smoke_params()))
+    other = load_params(_write(tmp_path, smoke_params(**{"methods.rate.beta": 0.5})))
+    described = load_params(_write(tmp_path, smoke_params(**{"profiles.smoke.description": "x"})))
+    fingerprint = resolve_run(base, "digits", "rate", 0).fingerprint()
+    assert resolve_run(other, "digits", "rate", 0).fingerprint() != fingerprint
+    assert resolve_run(described, "digits", "rate", 0).fingerprint() == fingerprint

@@ -1,0 +1,287 @@
+"""The report: run directories become result records, records become the leaderboard files."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.io import write_json
+from benchmark.report import ReportError, build_report, collect_records, leaderboard_table, write_leaderboard
+
+DESIGN_KEYS = {
+    "dataset", "profile", "method", "variant", "arch", "T", "seed", "accuracy", "decision_step",
+    "spikes_per_sample", "ops", "energy", "robustness", "params", "footprint_bytes", "train_seconds",
+    "throughput_samples_per_s", "layers", "provenance", "family", "hyperparameters", "citation",
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REFERENCE = {"dataset": "digits", "method": "ttfs", "accuracy": 0.99, "T": 8, "source": "Che et al., arXiv 2410.23619"}
+
+
+def write_run(runs_dir: Path, *, dataset="digits", profile="smoke", method="rate", variant="", T=8, seed=0,
+              accuracy=0.9, decision_mean=5.0, spikes=100.0, acs=1000.0, macs=50.0, tier1_pj=2500.0,
+              cost_model="45nm-fp32", params=1234, train_seconds=3.0, robust=None, skip=()) -> Path:
+    """Write the json files of one run as the pipeline's stages would; `skip` names files to leave out."""
+    run_dir = runs_dir / dataset / (f"{method}@{variant}" if variant else method) / str(seed)
+    layer = {"name": "fc1", "type": "Linear", "event_kind_in": "binary", "dense": 2000, "acs": acs, "macs": macs,
+             "spikes": spikes, "spikes_per_neuron": spikes / 10, "neurons": 10, "neuron_updates": 80}
+    files = {
+        "eval.json": {
+            "schema": 1, "dataset": dataset, "profile": profile, "method": method, "family": "direct",
+            "variant": variant, "arch": "mlp-64", "T": T, "seed": seed, "accuracy": accuracy,
+            "decision_step": {"mean": decision_mean, "p50": 5, "p95": 8}, "params": params,
+            "footprint_bytes": 4 * params, "throughput_samples_per_s": 5000.0,
+            "hyperparameters": {"beta": 0.9}, "citation": "Doe 2020",
+            "provenance": {"git_commit": "abc123", "git_dirty": False, "versions": {"torch": "2.14.1"},
+                           "device": "cpu", "dataset_sha256": "f00d", "params_hash": "beef",
+                           "created": "2026-01-01T00:00:00+00:00"},
+        },
+        "train.json": {"train_seconds": train_seconds, "epochs": 1, "history": [
+            {"epoch": 0, "loss": 0.5, "train_accuracy": 0.8, "val_accuracy": 0.85, "seconds": 3.0}]},
+        "ops.json": {"spikes_per_sample": spikes, "per_step": {"spikes": [spikes / T] * T}, "layers": [layer],
+                     "ops": {"dense": 2000, "acs": acs, "macs": macs, "neuron_updates": 80}},
+        "energy.json": {"tier1_pj": tier1_pj, "tier2_pj": None, "cost_model": cost_model},
+    }
+    if robust is not None:
+        files["robust.json"] = robust
+    for name, document in files.items():
+        if name not in skip:
+            write_json(run_dir / name, document)
+    return run_dir
+
+
+def markdown_rows(path: Path) -> list[list[str]]:
+    """The cells of each row of the markdown table in `path`, header included, rule excluded."""
+    rows = [line.strip("| ").split(" | ") for line in path.read_text().splitlines() if line.startswith("| ")]
+    return [row for row in rows if set(row) != {"---"}]
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+def test_record_has_exactly_the_design_keys_and_carries_values_through(tmp_path):
+    robust = {"mean_accuracy": 0.7, "relative_error": 1.2, "baseline": "ann", "per_corruption": {"noise": [0.8]}}
+    run_dir = write_run(tmp_path, accuracy=0.875, spikes=42.0, acs=420.0, macs=7.0, tier1_pj=400.0,
+                        train_seconds=12.5, robust=robust)
+    [record] = collect_records(tmp_path)
+    assert set(record) == DESIGN_KEYS
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    carried = ("accuracy", "decision_step", "provenance", "hyperparameters", "citation", "T", "seed", "params")
+    assert {key: record[key] for key in carried} == {key: evaluation[key] for key in carried}
+    assert record["spikes_per_sample"] == 42.0
+    assert record["ops"] == {"dense": 2000, "acs": 420.0, "macs": 7.0, "neuron_updates": 80}
+    assert record["energy"] == {"tier1_pj": 400.0, "tier2_pj": None, "cost_model": "45nm-fp32"}
+    assert record["robustness"] == {"mean_accuracy": 0.7, "relative_error": 1.2, "baseline": "ann"}
+    assert record["train_seconds"] == 12.5
+    assert record["layers"][0]["spikes_per_neuron"] == 4.2
+
+
+def test_robustness_is_null_before_the_robustness_stage(tmp_path):
+    write_run(tmp_path)
+    [record] = collect_records(tmp_path)
+    assert record["robustness"] is None
+
+
+def test_records_sort_by_dataset_profile_method_variant_and_seed(tmp_path):
+    for dataset, method, variant, T, seed in [("mnist", "rate", "", 8, 0), ("digits", "ttfs", "", 8, 1),
+                                              ("digits", "rate", "T=4", 4, 0), ("digits", "ttfs", "", 8, 0),
+                                              ("digits", "rate", "T=16", 16, 0), ("digits", "rate", "", 8, 0)]:
+        write_run(tmp_path, dataset=dataset, method=method, variant=variant, T=T, seed=seed)
+    keys = [(r["dataset"], r["method"], r["variant"], r["T"], r["seed"]) for r in collect_records(tmp_path)]
+    assert keys == [("digits", "rate", "", 8, 0), ("digits", "rate", "T=16", 16, 0), ("digits", "rate", "T=4", 4, 0),
+                    ("digits", "ttfs", "", 8, 0), ("digits", "ttfs", "", 8, 1), ("mnist", "rate", "", 8, 0)]
+
+
+def test_run_directory_without_eval_json_is_skipped(tmp_path):
+    write_run(tmp_path, method="rate")
+    write_run(tmp_path, method="ttfs", skip=("eval.json",))
+    assert [record["method"] for record in collect_records(tmp_path)] == ["rate"]
+
+
+@pytest.mark.parametrize("missing, stage", [("train.json", "spikecode train"), ("ops.json", "spikecode evaluate"),
+                                            ("energy.json", "spikecode energy")])
+def test_run_missing_a_stage_file_raises_naming_the_run_the_file_and_the_stage(tmp_path, missing, stage):
+    run_dir = write_run(tmp_path, dataset="digits", method="rate", variant="beta=0.5", seed=3, skip=(missing,))
+    with pytest.raises(ReportError) as raised:
+        collect_records(tmp_path)
+    message = str(raised.value)
+    assert str(run_dir) in message and missing in message
+    assert f"`{stage} --dataset digits --method rate@beta=0.5 --seed 3`" in message
+
+
+def test_empty_runs_dir_raises_naming_it_and_the_commands(tmp_path):
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    with pytest.raises(ReportError) as raised:
+        build_report(runs_dir, tmp_path / "reports")
+    message = str(raised.value)
+    assert str(runs_dir) in message and "dvc repro" in message and "spikecode train" in message
+    assert not (tmp_path / "reports").exists()
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def test_seeds_collapse_into_one_row_with_mean_std_and_count(tmp_path):
+    accuracies, energies = [0.90, 0.92, 0.97], [2000.0, 2600.0, 3500.0]
+    for seed, (accuracy, tier1_pj) in enumerate(zip(accuracies, energies)):
+        write_run(tmp_path / "runs", seed=seed, accuracy=accuracy, tier1_pj=tier1_pj)
+    build_report(tmp_path / "runs", tmp_path / "reports")
+
+    mean = statistics.mean(100 * a for a in accuracies)  # 93.0
+    std = statistics.stdev(100 * a for a in accuracies)  # sample std: sqrt((9 + 1 + 16) / 2) = 3.6056
+    energy_nj = statistics.mean(energies) / 1000  # 2.7 nJ
+    header, *rows = markdown_rows(tmp_path / "reports" / "digits-smoke" / "leaderboard.md")
+    assert len(rows) == 1
+    row = dict(zip(header, rows[0]))
+    assert row["accuracy (%)"] == f"{mean:.2f} ± {std:.2f}" == "93.00 ± 3.61"
+    assert row["seeds"] == "3"
+    assert row["energy tier 1 (nJ)"] == "2.70"
+
+    [csv_row] = pd.read_csv(tmp_path / "reports" / "digits-smoke" / "leaderboard.csv").to_dict("records")
+    assert csv_row["accuracy (%)"] == pytest.approx(mean)
+    assert csv_row["accuracy std (%)"] == pytest.approx(std)
+    assert csv_row["seeds"] == 3
+    assert csv_row["energy tier 1 (nJ)"] == pytest.approx(energy_nj)
+
+
+def test_single_seed_shows_no_spread(tmp_path):
+    write_run(tmp_path, accuracy=0.8125)
+    table = leaderboard_table(collect_records(tmp_path))
+    assert table.loc[0, "seeds"] == 1 and pd.isna(table.loc[0, "accuracy std (%)"])
+
+
+def test_rows_sort_by_accuracy_descending(tmp_path):
+    for method, accuracy in [("latency", 0.80), ("rate", 0.95), ("phase", 0.90), ("burst", 0.85)]:
+        write_run(tmp_path, method=method, accuracy=accuracy)
+    table = leaderboard_table(collect_records(tmp_path))
+    assert list(table["method"]) == ["rate", "phase", "burst", "latency"]
+    assert list(table["accuracy (%)"]) == pytest.approx([95.0, 90.0, 85.0, 80.0])
+
+
+def test_each_variant_of_a_sweep_is_its_own_row(tmp_path):
+    write_run(tmp_path, method="rate", variant="T=4", T=4, accuracy=0.8)
+    write_run(tmp_path, method="rate", T=8, accuracy=0.9)
+    write_run(tmp_path, method="rate", variant="beta=0.5", T=8, accuracy=0.7)
+    table = leaderboard_table(collect_records(tmp_path))
+    assert list(zip(table["variant"], table["T"])) == [("", 8), ("T=4", 4), ("beta=0.5", 8)]
+
+
+def test_markdown_and_csv_hold_every_column_for_one_run(tmp_path):
+    write_run(tmp_path / "runs", method="ttfs", variant="tau=2", T=16, accuracy=0.8765, decision_mean=3.456,
+              spikes=123.45, acs=45678.0, macs=1234.0, tier1_pj=45678.0 * 0.9 + 1234.0 * 4.6, params=101770,
+              train_seconds=61.25)
+    build_report(tmp_path / "runs", tmp_path / "reports")
+    folder = tmp_path / "reports" / "digits-smoke"
+
+    energy_nj = (45678.0 * 0.9 + 1234.0 * 4.6) / 1000  # 41.1102 + 5.6764 = 46.7866 nJ
+    header, row = markdown_rows(folder / "leaderboard.md")
+    assert header == ["method", "variant", "T", "accuracy (%)", "seeds", "mean decision step", "spikes/sample",
+                      "effective ACs", "effective MACs", "energy tier 1 (nJ)", "params", "train time (s)"]
+    assert row == ["ttfs", "tau=2", "16", "87.65", "1", "3.46", "123.5", "45,678", "1,234", f"{energy_nj:,.2f}",
+                   "101,770", "61.2"]
+    assert "`45nm-fp32`" in (folder / "leaderboard.md").read_text()
+
+    [csv_row] = pd.read_csv(folder / "leaderboard.csv", keep_default_na=False).to_dict("records")
+    assert csv_row == {
+        "method": "ttfs", "variant": "tau=2", "T": 16, "accuracy (%)": pytest.approx(87.65), "accuracy std (%)": "",
+        "seeds": 1, "mean decision step": 3.456, "spikes/sample": 123.45, "effective ACs": 45678.0,
+        "effective MACs": 1234.0, "energy tier 1 (nJ)": pytest.approx(energy_nj), "params": 101770,
+        "train time (s)": 61.25, "source": "",
+    }
+
+
+def test_energy_column_switches_to_microjoules_from_one_microjoule(tmp_path):
+    write_run(tmp_path, method="ann", tier1_pj=3.2e6)
+    write_run(tmp_path, method="rate", tier1_pj=4.0e5)
+    table = leaderboard_table(collect_records(tmp_path)).set_index("method")
+    assert table["energy tier 1 (µJ)"].to_dict() == pytest.approx({"ann": 3.2, "rate": 0.4})
+
+
+def test_mixed_cost_models_in_one_table_raise(tmp_path):
+    write_run(tmp_path / "runs", method="rate", cost_model="45nm-fp32")
+    write_run(tmp_path / "runs", method="ttfs", cost_model="loihi")
+    with pytest.raises(ReportError, match="45nm-fp32.*loihi"):
+        build_report(tmp_path / "runs", tmp_path / "reports")
+
+
+# --- paper references ----------------------------------------------------------------------------
+
+
+def test_reference_rows_are_labelled_listed_after_measured_rows_and_footnoted(tmp_path):
+    write_run(tmp_path / "runs", method="ttfs", accuracy=0.9)
+    write_run(tmp_path / "runs", method="rate", accuracy=0.8)
+    burst = {"dataset": "digits", "method": "burst", "accuracy": 0.7, "source": "Park et al. 2019"}
+    build_report(tmp_path / "runs", tmp_path / "reports", [burst, REFERENCE])
+    folder = tmp_path / "reports" / "digits-smoke"
+
+    header, *rows = markdown_rows(folder / "leaderboard.md")
+    cells = [dict(zip(header, row)) for row in rows]
+    assert [(c["method"], c["variant"], c["T"], c["accuracy (%)"], c["seeds"]) for c in cells] == [
+        ("ttfs", "default", "8", "90.00", "1"), ("rate", "default", "8", "80.00", "1"),
+        ("ttfs (paper reference) [1]", "—", "8", "99.00", "—"),
+        ("burst (paper reference) [2]", "—", "—", "70.00", "—")]
+    text = (folder / "leaderboard.md").read_text()
+    assert "- [1] Che et al., arXiv 2410.23619\n- [2] Park et al. 2019\n" in text
+
+    csv = pd.read_csv(folder / "leaderboard.csv", keep_default_na=False)
+    assert list(csv["source"]) == ["", "", "Che et al., arXiv 2410.23619", "Park et al. 2019"]
+    board = json.loads((tmp_path / "reports" / "leaderboard.json").read_text())
+    assert [r["method"] for r in board["records"]] == ["rate", "ttfs"]
+    assert [r["accuracy"] for r in board["records"]] == [0.8, 0.9]
+    assert board["references"] == [{"variant": "", "T": None, **burst}, {**REFERENCE, "variant": ""}]
+
+
+def test_references_for_datasets_without_measurements_are_left_out(tmp_path):
+    write_run(tmp_path / "runs")
+    other = {**REFERENCE, "dataset": "cifar10"}
+    build_report(tmp_path / "runs", tmp_path / "reports", [other])
+    assert "paper reference" not in (tmp_path / "reports" / "digits-smoke" / "leaderboard.md").read_text()
+    assert json.loads((tmp_path / "reports" / "leaderboard.json").read_text())["references"] == []
+
+
+def test_reference_accuracy_given_in_percent_is_rejected(tmp_path):
+    write_run(tmp_path / "runs")
+    with pytest.raises(ReportError, match=r"92\.9.*\[0, 1\]"):
+        build_report(tmp_path / "runs", tmp_path / "reports", [{**REFERENCE, "accuracy": 92.9}])
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def test_one_folder_per_dataset_and_profile_with_its_own_records(tmp_path):
+    write_run(tmp_path / "runs", dataset="digits", profile="smoke")
+    write_run(tmp_path / "runs", dataset="fashion-mnist", profile="quick", seed=0)
+    write_run(tmp_path / "runs", dataset="fashion-mnist", profile="quick", seed=1)
+    reports = tmp_path / "reports"
+    written = build_report(tmp_path / "runs", reports)
+
+    names = ["leaderboard.json", "leaderboard.csv", "leaderboard.md", "accuracy_vs_energy.png",
+             "accuracy_vs_decision_step.png"]
+    assert written == [reports / "leaderboard.json", *(reports / "digits-smoke" / n for n in names),
+                       *(reports / "fashion-mnist-quick" / n for n in names)]
+    subset = json.loads((reports / "fashion-mnist-quick" / "leaderboard.json").read_text())
+    assert subset["schema"] == 1
+    assert [(r["dataset"], r["seed"]) for r in subset["records"]] == [("fashion-mnist", 0), ("fashion-mnist", 1)]
+    assert len(json.loads((reports / "leaderboard.json").read_text())["records"]) == 3
+    assert not [path for path in reports.rglob("*") if path.name.endswith(".tmp")]
+
+
+def test_plots_are_png_images(tmp_path):
+    for seed, accuracy in enumerate([0.9, 0.92]):
+        write_run(tmp_path / "runs", method="rate", seed=seed, accuracy=accuracy)
+    write_run(tmp_path / "runs", method="ttfs", variant="tau=2", tier1_pj=900.0, decision_mean=2.0)
+    reports = tmp_path / "reports"
+    build_report(tmp_path / "runs", reports)
+    for name in ("accuracy_vs_energy.png", "accuracy_vs_decision_step.png"):
+        data = (reports / "digits-smoke" / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
+
+
+def test_write_json_sorts_keys_and_indents(tmp_path):
+    path = tmp_path / "nested" / "out.json"
+    write_json(path, {"b": 1, "a": [1]})
+    assert path.read_text() == '{\n  "a": [\n    1\n  ],\n  "b": 1\n}\n'
