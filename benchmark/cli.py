@@ -4,7 +4,9 @@
     spikecode prepare DATASET                        raw files -> datasets/<name>/prepared.pt
     spikecode train    --dataset D --method M --seed S   -> runs/D/M/S/{model.pt, train.json}
     spikecode evaluate --dataset D --method M --seed S   -> runs/D/M/S/{eval.json, ops.json}
+    spikecode robustness --dataset D --method M --seed S -> runs/D/M/S/robust.json
     spikecode energy   --dataset D --method M --seed S   -> runs/D/M/S/energy.json
+    spikecode grid NAME                              a sweep or ablation of params.yaml `grids:`
     spikecode report                                 runs/ -> reports/ (tables, plots, leaderboard)
 """
 
@@ -47,8 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in [("train", "train a method (or convert a trained source network)"),
                        ("evaluate", "evaluate a trained run on the clean test set: accuracy, decision steps, ops"),
+                       ("robustness", "evaluate a trained run under every corruption and severity"),
                        ("energy", "estimate a run's energy per sample from its op counts")]:
         _run_arguments(commands.add_parser(name, help=text, description=text))
+
+    grid = commands.add_parser("grid", help="run a sweep or ablation declared under `grids:` and write its table and plot")
+    grid.add_argument("name", help="a grid of params.yaml")
+    grid.add_argument("--profile", help="a profile of params.yaml (default: its `profile` key)")
+    grid.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     report = commands.add_parser("report", help="collect every run into leaderboard tables and plots in reports/")
     report.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of runs (default: runs/)")
@@ -86,7 +94,8 @@ def cmd_prepare(args) -> None:
     print(f"prepared {args.dataset}: {path}")
 
 
-STAGE_OUTPUTS = {"train": ("model.pt", "train.json"), "evaluate": ("eval.json", "ops.json"), "energy": ("energy.json",)}
+STAGE_OUTPUTS = {"train": ("model.pt", "train.json"), "evaluate": ("eval.json", "ops.json"),
+                 "robustness": ("robust.json",), "energy": ("energy.json",)}
 
 
 def _write_skip_markers(args, spec, reason: str) -> None:
@@ -103,7 +112,7 @@ def _skipped_upstream(args, spec) -> str | None:
     """The reason a previous stage skipped this run, or None."""
     from benchmark.io import read_json
 
-    upstream = {"train": None, "evaluate": "train.json", "energy": "ops.json"}[args.command]
+    upstream = {"train": None, "evaluate": "train.json", "robustness": "train.json", "energy": "ops.json"}[args.command]
     path = spec.run_dir / upstream if upstream else None
     if args.skip_missing and path is not None and path.exists():
         return read_json(path).get("skipped")
@@ -155,6 +164,18 @@ def _evaluate(args, spec) -> None:
           f"mean decision step {record['decision_step']['mean']:.2f} of T={record['T']}")
 
 
+def cmd_robustness(args) -> None:
+    _run_stage(args, lambda params, spec: _robustness(args, spec))
+
+
+def _robustness(args, spec) -> None:
+    from benchmark.robustness import run_robustness
+
+    result = run_robustness(spec, progress=not args.no_progress)
+    print(f"{spec.method} on {spec.dataset}: mean corruption accuracy {result['mean_accuracy']:.4f} "
+          f"over {len(result['per_corruption'])} corruptions × 5 severities")
+
+
 def cmd_energy(args) -> None:
     _run_stage(args, _energy)
 
@@ -166,6 +187,13 @@ def _energy(params, spec) -> None:
     print(f"{spec.method} on {spec.dataset}: {energy['tier1_pj'] / 1e3:.1f} nJ per sample ({energy['cost_model']})")
 
 
+def cmd_grid(args) -> None:
+    from benchmark.grid import run_grid
+
+    written = run_grid(load_params(args.params), args.name, args.profile, progress=not args.no_progress)
+    print(f"grid {args.name}: wrote {', '.join(str(path) for path in written)}")
+
+
 def cmd_report(args) -> None:
     from benchmark.report import build_report
 
@@ -175,7 +203,7 @@ def cmd_report(args) -> None:
 
 
 COMMANDS = {"list": cmd_list, "prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate,
-            "energy": cmd_energy, "report": cmd_report}
+            "robustness": cmd_robustness, "energy": cmd_energy, "grid": cmd_grid, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

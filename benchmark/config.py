@@ -45,6 +45,7 @@ class RunMatrix(_Strict):
     methods: list[str] = Field(description="methods trained by the harness (families ann and direct)")
     conversions: list[Conversion] = Field(default_factory=list, description="conversion methods and their sources")
     seeds: list[int] = Field(min_length=1)
+    grids: list[str] = Field(default_factory=list, description="grids (sweeps, ablations) that `dvc repro` runs")
 
 
 class Profile(_Strict):
@@ -56,6 +57,8 @@ class Profile(_Strict):
     test_subset: int | None = Field(None, ge=1)
     calibration_batches: int = Field(10, ge=1, description="training batches a conversion calibrates on")
     throughput_samples: int = Field(2000, ge=1)
+    robustness_samples: int | None = Field(None, ge=1, description="first N test samples the corruption stage uses")
+    corruption_seed: int = Field(0, description="one seed for every method, so all see the same corrupted images")
     arch: dict[str, str] = Field(description="dataset name (or 'default') -> architecture name")
     methods: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-method overrides")
 
@@ -69,6 +72,18 @@ class EnergyParams(_Strict):
     cost_model: str | dict[str, Any] = "fp32-45nm"
 
 
+class Grid(_Strict):
+    """A sweep or ablation: every combination of `axes` values, over `fixed` hyperparameters."""
+
+    description: str = ""
+    method: str
+    dataset: str
+    arch: str | None = Field(None, description="architecture name; the profile's when omitted")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    axes: dict[str, list[Any]] = Field(min_length=1)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+
+
 class Params(_Strict):
     profile: str
     run: RunMatrix
@@ -76,6 +91,7 @@ class Params(_Strict):
     architectures: dict[str, ArchSpec]
     datasets: dict[str, DatasetParams]
     methods: dict[str, dict[str, Any]]
+    grids: dict[str, Grid] = Field(default_factory=dict)
     energy: EnergyParams = EnergyParams()
     references: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -123,10 +139,12 @@ class RunSpec:
     arch: ArchSpec
     hyperparameters: dict[str, Any]
     dataset_params: DatasetParams
+    label: str = ""  # a grid point's folder name, "<method>@<variant>"; the method's name when empty
+    root: Path = RUNS_DIR  # runs/ for the leaderboard, runs/grids/<grid> for a grid's points
 
     @property
     def run_dir(self) -> Path:
-        return RUNS_DIR / self.dataset / self.method / str(self.seed)
+        return self.root / self.dataset / (self.label or self.method) / str(self.seed)
 
     def fingerprint(self) -> str:
         """Hash of every setting that shapes the run; a checkpoint resumes only under the same one."""
@@ -145,19 +163,32 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def resolve_run(params: Params, dataset: str, method: str, seed: int, profile: str | None = None) -> RunSpec:
+def resolve_run(
+    params: Params,
+    dataset: str,
+    method: str,
+    seed: int,
+    profile: str | None = None,
+    *,
+    arch: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    label: str = "",
+    root: Path = RUNS_DIR,
+) -> RunSpec:
+    """The run of `method` on `dataset` with `seed`: hyperparameters are `methods.<method>`, then the
+    profile's overrides, then `overrides` (a grid point's), each over the last."""
     profile_name, prof = params.active_profile(profile)
-    arch_name = prof.arch.get(dataset, prof.arch.get("default"))
+    arch_name = arch or prof.arch.get(dataset, prof.arch.get("default"))
     if arch_name is None:
         raise ConfigError(f"profiles.{profile_name}.arch names no architecture for {dataset!r} and has no 'default'")
     if arch_name not in params.architectures:
         raise ConfigError(
-            f"profiles.{profile_name}.arch: architecture {arch_name!r} is not defined under `architectures` "
-            f"(defined: {', '.join(params.architectures)})"
+            f"architecture {arch_name!r} (profiles.{profile_name}.arch or a grid's arch) is not defined under "
+            f"`architectures` (defined: {', '.join(params.architectures)})"
         )
     if method not in params.methods:
         raise ConfigError(f"methods.{method}: no entry in params.yaml; add one (an empty mapping {{}} takes the defaults)")
-    hyperparameters = {**(params.methods[method] or {}), **prof.methods.get(method, {})}
+    hyperparameters = {**(params.methods[method] or {}), **prof.methods.get(method, {}), **(overrides or {})}
     return RunSpec(
         dataset=dataset,
         method=method,
@@ -168,4 +199,6 @@ def resolve_run(params: Params, dataset: str, method: str, seed: int, profile: s
         arch=params.architectures[arch_name],
         hyperparameters=hyperparameters,
         dataset_params=params.datasets.get(dataset, DatasetParams()),
+        label=label,
+        root=root,
     )

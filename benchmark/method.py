@@ -97,6 +97,10 @@ class CodingMethod:
         """Prediction and decision step of every sample from the output `[T, B, classes]`."""
         raise NotImplementedError
 
+    def initialize(self, images: Tensor) -> None:
+        """Optional data-driven initialisation, called once before training (never on resume)
+        with a batch of training images `[B, C, H, W]` in [0, 1]. The default does nothing."""
+
     def convert(self, source: "CodingMethod", calibration: Iterable[Tensor]) -> None:
         """Conversion family: turn the trained `source` method's network into `self.network`.
 

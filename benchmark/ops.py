@@ -29,6 +29,21 @@ Per neuron layer (a module with `op_semantics`), y[t] its output `[B, ...]`:
     neuron_updates  = neurons · T per sample when `stateful`, else 0
     update_acs      = neuron_updates · op_semantics.update_acs     (likewise update_macs)
 
+Sizes a memory-aware energy model needs (benchmark/energy.py, tier 2), per layer, static or per
+sample and per step, recorded as plain ints:
+
+    weights         weight parameters of a synaptic layer (`layer.weight.numel()`; biases excluded,
+                    as they are not charged as ops); 0 for neuron layers
+    weight_bytes    those weights as stored (numel · element size of the weight's dtype)
+    in_elements     elements of one sample's input at one step (x[t] of one sample)
+    out_elements    elements of one sample's output at one step (y[t] of one sample)
+    in_bits         payload bits the producer of the input declares (binary 1, ternary 2, graded n,
+                    analog 32 as declared; tier 2 replaces analog widths by its cost model's)
+    event_kind_out  kind of the events the layer emits: a synaptic layer emits an analog current,
+    out_bits        a neuron layer its declared kind, with its declared payload bits
+    state_elements  membrane values a neuron layer holds per sample: one per neuron when
+                    `stateful`, else 0 (always 0 for synaptic layers)
+
 Conventions:
 - Totals `acs`/`macs` are synaptic; a neuron's own update ops are reported per layer
   (`update_acs`, `update_macs`) and priced in energy through `neuron_updates`.
@@ -51,7 +66,7 @@ from torch import Tensor, nn
 
 from benchmark.engine import Folded
 from benchmark.errors import OpCountError
-from benchmark.semantics import EventKind, OpSemantics, semantics_of
+from benchmark.semantics import ANALOG_VALUES, EventKind, OpSemantics, semantics_of
 
 SYNAPTIC = (nn.Linear, nn.Conv2d)
 PASS_THROUGH = (
@@ -69,7 +84,9 @@ class OpCounts:
     per_step:          {acs, macs, spikes}: tuples of length T
     layers:            one dict per synaptic or neuron layer, in network order: name, type,
                        event_kind_in, dense, acs, macs, spikes, spikes_per_neuron, neurons,
-                       neuron_updates, update_acs, update_macs
+                       neuron_updates, update_acs, update_macs, and the sizes of the module
+                       docstring: weights, weight_bytes, in_elements, out_elements, in_bits,
+                       event_kind_out, out_bits, state_elements
     """
 
     samples: int
@@ -97,8 +114,12 @@ class _Site:
     name: str
     module: nn.Module  # the hooked module: its input/output are [T, B, ...] (Folded or bare)
     layer: nn.Module  # the layer itself (Folded unwrapped)
-    kind_in: EventKind  # kind of the events reaching it
+    producer: OpSemantics  # declared semantics of the events reaching it
     semantics: OpSemantics | None  # set for neuron layers, None for synaptic ones
+
+    @property
+    def kind_in(self) -> EventKind:
+        return self.producer.event_kind
 
 
 @dataclass
@@ -110,6 +131,8 @@ class _Tally:
     spikes: list[int] = field(default_factory=list)  # per step, summed over samples
     neurons: int = 0
     updates: int = 0
+    in_elements: int = 0  # per sample and step
+    out_elements: int = 0  # per sample and step
 
 
 def _plan(network: nn.Module, input_semantics: OpSemantics) -> list[_Site]:
@@ -120,25 +143,25 @@ def _plan(network: nn.Module, input_semantics: OpSemantics) -> list[_Site]:
             "build the network as an nn.Sequential of Folded layers and neurons"
         )
     sites: list[_Site] = []
-    kind = input_semantics.event_kind
+    producer = input_semantics
 
     def walk(container: nn.Module, prefix: str) -> None:
-        nonlocal kind
+        nonlocal producer
         for child_name, child in container.named_children():
             path = f"{prefix}.{child_name}" if prefix else child_name
             layer = child.layer if isinstance(child, Folded) else child
             semantics = semantics_of(child) or semantics_of(layer)
             if semantics is not None:
-                sites.append(_Site(path, child, layer, kind, semantics))
-                kind = semantics.event_kind
+                sites.append(_Site(path, child, layer, producer, semantics))
+                producer = semantics
             elif isinstance(layer, SYNAPTIC):
                 if isinstance(layer, nn.Conv2d) and layer.padding_mode != "zeros":
                     raise OpCountError(
                         f"module {path!r} (Conv2d) has padding_mode={layer.padding_mode!r}; the op "
                         "counter charges zero padding only: use padding_mode='zeros'"
                     )
-                sites.append(_Site(path, child, layer, kind, None))
-                kind = EventKind.ANALOG  # a synaptic layer outputs a current
+                sites.append(_Site(path, child, layer, producer, None))
+                producer = ANALOG_VALUES  # a synaptic layer outputs a current
             elif isinstance(layer, PASS_THROUGH):
                 pass
             elif type(child) is nn.Sequential:
@@ -228,6 +251,7 @@ class OpCounter:
                 cover = _conv_cover(layer, x.shape[-2:], output.shape[-2:], x.device)
                 effective = (present.sum((1, 2)) * cover).sum((1, 2)) * fan  # [T]
             tally.dense += per_sample_dense * steps * batch
+            tally.in_elements, tally.out_elements = x[0, 0].numel(), output[0, 0].numel()
             _add(tally.effective, effective.tolist())
 
         return hook
@@ -240,6 +264,7 @@ class OpCounter:
             tally = self._tallies[site.name]  # looked up per call: reset() replaces the tallies
             steps, batch = _time_batch(output, f"the output of {site.name!r}")
             tally.neurons = output[0, 0].numel()
+            tally.in_elements, tally.out_elements = inputs[0][0, 0].numel(), tally.neurons
             if semantics.event_kind.is_spike:
                 _add(tally.spikes, (output != 0).flatten(1).sum(1).tolist())
             if semantics.stateful:
@@ -266,11 +291,20 @@ class OpCounter:
             row = dict.fromkeys(("dense", "acs", "macs", "spikes", "spikes_per_neuron", "neurons",
                                  "neuron_updates", "update_acs", "update_macs"), 0.0)
             row["neurons"] = 0
+            row.update(in_elements=tally.in_elements, out_elements=tally.out_elements,
+                       in_bits=site.producer.payload_bits)
             if site.semantics is None:
                 key = "acs" if site.kind_in.is_accumulate else "macs"
                 row["dense"], row[key] = tally.dense / n, sum(tally.effective) / n
                 _add(per_step[key], [value / n for value in tally.effective])
+                weight = site.layer.weight
+                row.update(weights=weight.numel(), weight_bytes=weight.numel() * weight.element_size(),
+                           event_kind_out=ANALOG_VALUES.event_kind.value, out_bits=ANALOG_VALUES.payload_bits,
+                           state_elements=0)
             else:
+                row.update(weights=0, weight_bytes=0, event_kind_out=site.semantics.event_kind.value,
+                           out_bits=site.semantics.payload_bits,
+                           state_elements=tally.neurons if site.semantics.stateful else 0)
                 updates = tally.updates / n
                 row.update(
                     spikes=sum(tally.spikes) / n,

@@ -169,6 +169,8 @@ def _train_loop(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Proc
     loader, sampler = train_loader(data, spec, batch_size, procs)
 
     start_epoch, history, elapsed = _resume(spec, network, optimizer, scheduler, procs)
+    if start_epoch == 0:
+        _initialize(method, data, spec, procs)
     live = _live(run_dir, resumed=start_epoch > 0) if procs.is_main else None
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
@@ -208,6 +210,14 @@ def _train_loop(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Proc
     if live is not None:
         live.end()
     return _finish(spec, method, data, procs, history, elapsed)
+
+
+def _initialize(method: CodingMethod, data: Prepared, spec: RunSpec, procs: Processes) -> None:
+    """Runs the method's data-driven initialisation on one seeded training batch (same on every rank)."""
+    first_batch = next(calibration_batches(data, spec))
+    torch.manual_seed(seed_for(spec.seed, 0, stream=4000))
+    with torch.no_grad():
+        method.initialize(first_batch.to(procs.device))
 
 
 def _check_loss(loss: torch.Tensor, spec: RunSpec, epoch: int, batch: int) -> None:
@@ -272,7 +282,7 @@ def _finish(spec, method, data, procs, history, elapsed) -> dict[str, Any]:
     method.network.to("cpu")
     summary = {
         "dataset": spec.dataset, "method": spec.method, "seed": spec.seed, "profile": spec.profile_name,
-        "epochs": len(history), "train_seconds": elapsed, "history": history,
+        "epochs": len(history), "train_seconds": elapsed, "history": history, "fingerprint": spec.fingerprint(),
         "world_size": procs.world_size,
         "provenance": provenance(procs.device, data.sha256, spec.hyperparameters),
     }

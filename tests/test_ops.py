@@ -303,3 +303,48 @@ def test_counts_serialise_to_json():
     payload = json.loads(json.dumps(count(tiny_mlp(), MLP_INPUT).to_dict()))
     assert payload["totals"]["acs"] == 10 and payload["per_step"]["spikes"] == [1, 0]
     assert [layer["name"] for layer in payload["layers"]] == ["fc1", "lif", "fc2"]
+
+
+# --- sizes for the memory-aware energy model (tier 2) ---------------------------------------------
+
+
+def test_mlp_layers_record_weights_traffic_and_state_sizes():
+    fc1, lif, fc2 = count(tiny_mlp(), MLP_INPUT).layers
+    # fc1: 2×3 weights of 4 bytes (fp32); reads 3 binary inputs (1 bit) and emits 2 currents per step
+    assert {key: fc1[key] for key in ("weights", "weight_bytes", "in_elements", "out_elements", "in_bits",
+                                      "event_kind_out", "out_bits", "state_elements")} == {
+        "weights": 6, "weight_bytes": 6 * 4, "in_elements": 3, "out_elements": 2, "in_bits": 1,
+        "event_kind_out": "analog", "out_bits": 32, "state_elements": 0,
+    }
+    # lif: no weights; 2 currents in, 2 binary spikes out per step; one membrane per neuron
+    assert {key: lif[key] for key in ("weights", "weight_bytes", "in_elements", "out_elements", "in_bits",
+                                      "event_kind_out", "out_bits", "state_elements")} == {
+        "weights": 0, "weight_bytes": 0, "in_elements": 2, "out_elements": 2, "in_bits": 32,
+        "event_kind_out": "binary", "out_bits": 1, "state_elements": 2,
+    }
+    # fc2: 4×2 weights = 8, 32 bytes; 2 spikes in, 4 currents out
+    assert (fc2["weights"], fc2["weight_bytes"], fc2["in_elements"], fc2["out_elements"]) == (8, 32, 2, 4)
+
+
+def test_conv_sizes_count_weights_and_elements_per_sample_and_step():
+    conv = nn.Conv2d(2, 4, 3, stride=2, padding=1)
+    x = torch.ones(3, 5, 2, 7, 9)  # T = 3, B = 5: the sizes are per sample and per step
+    row = count(nn.Sequential(Folded(conv)), x).layers[0]
+    # weights 4·2·3·3 = 72 (the bias is not a weight); input 2·7·9 = 126;
+    # output 4 · (⌊(7+2−3)/2⌋+1 = 4) · (⌊(9+2−3)/2⌋+1 = 5) = 80
+    assert (row["weights"], row["weight_bytes"], row["in_elements"], row["out_elements"]) == (72, 72 * 4, 126, 80)
+
+
+def test_weight_bytes_follow_the_stored_dtype():
+    network = tiny_mlp().double()
+    fc1 = count(network, MLP_INPUT.double()).layers[0]
+    assert (fc1["weights"], fc1["weight_bytes"]) == (6, 6 * 8)  # float64: 8 bytes a weight
+
+
+def test_stateless_activation_holds_no_state_and_declared_payload_bits_reach_the_next_layer():
+    network = nn.Sequential(Producer(EventKind.GRADED), Folded(nn.Linear(4, 3)), ReLU(), Folded(nn.Linear(3, 2)))
+    graded, fc1, relu, fc2 = count(network, torch.ones(2, 1, 4), ANALOG_VALUES).layers
+    assert graded["state_elements"] == 0 and graded["out_bits"] == 4  # Producer(GRADED): 4-bit payload
+    assert (fc1["event_kind_in"], fc1["in_bits"]) == ("graded", 4)
+    assert (relu["state_elements"], relu["event_kind_out"], relu["out_bits"]) == (0, "analog", 32)
+    assert (fc2["event_kind_in"], fc2["in_bits"]) == ("analog", 32)

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from benchmark.io import write_json
-from benchmark.report import ReportError, build_report, collect_records, leaderboard_table, write_leaderboard
+from benchmark.report import (ReportError, build_report, collect_records, leaderboard_table, pareto_front,
+                              robustness_rows, robustness_table, t_sweeps, write_leaderboard)
 
 DESIGN_KEYS = {
     "dataset", "profile", "method", "variant", "arch", "T", "seed", "accuracy", "decision_step",
@@ -23,7 +24,7 @@ REFERENCE = {"dataset": "digits", "method": "ttfs", "accuracy": 0.99, "T": 8, "s
 
 def write_run(runs_dir: Path, *, dataset="digits", profile="smoke", method="rate", variant="", T=8, seed=0,
               accuracy=0.9, decision_mean=5.0, spikes=100.0, acs=1000.0, macs=50.0, tier1_pj=2500.0,
-              cost_model="45nm-fp32", params=1234, train_seconds=3.0, robust=None, skip=()) -> Path:
+              cost_model="45nm-fp32", params=1234, train_seconds=3.0, robust=None, skip=(), tier2_pj=None) -> Path:
     """Write the json files of one run as the pipeline's stages would; `skip` names files to leave out."""
     run_dir = runs_dir / dataset / (f"{method}@{variant}" if variant else method) / str(seed)
     layer = {"name": "fc1", "type": "Linear", "event_kind_in": "binary", "dense": 2000, "acs": acs, "macs": macs,
@@ -43,7 +44,7 @@ def write_run(runs_dir: Path, *, dataset="digits", profile="smoke", method="rate
             {"epoch": 0, "loss": 0.5, "train_accuracy": 0.8, "val_accuracy": 0.85, "seconds": 3.0}]},
         "ops.json": {"spikes_per_sample": spikes, "per_step": {"spikes": [spikes / T] * T}, "layers": [layer],
                      "ops": {"dense": 2000, "acs": acs, "macs": macs, "neuron_updates": 80}},
-        "energy.json": {"tier1_pj": tier1_pj, "tier2_pj": None, "cost_model": cost_model},
+        "energy.json": {"tier1_pj": tier1_pj, "tier2_pj": tier2_pj, "cost_model": cost_model},
     }
     if robust is not None:
         files["robust.json"] = robust
@@ -62,11 +63,22 @@ def markdown_rows(path: Path) -> list[list[str]]:
 # --- records -----------------------------------------------------------------------------------
 
 
+def robust_json(corruptions: dict, steps: float = 8.0) -> dict:
+    """robust.json as the robustness stage writes it; `corruptions` maps a name to (family,
+    accuracy at severities 1..5); every mean decision step is `steps`."""
+    per_corruption = {name: {"family": family, "source": "generated", "severities": [1, 2, 3, 4, 5],
+                             "accuracy": list(accuracy), "decision_step_mean": [steps] * 5}
+                      for name, (family, accuracy) in corruptions.items()}
+    mean = statistics.mean(statistics.mean(entry["accuracy"]) for entry in per_corruption.values())
+    return {"per_corruption": per_corruption, "mean_accuracy": mean, "seed": 0}
+
+
 def test_record_has_exactly_the_design_keys_and_carries_values_through(tmp_path):
-    robust = {"mean_accuracy": 0.7, "relative_error": 1.2, "baseline": "ann", "per_corruption": {"noise": [0.8]}}
+    robust = robust_json({"gaussian_noise": ("noise", [0.8, 0.7, 0.6, 0.5, 0.4])})
     run_dir = write_run(tmp_path, accuracy=0.875, spikes=42.0, acs=420.0, macs=7.0, tier1_pj=400.0,
                         train_seconds=12.5, robust=robust)
-    [record] = collect_records(tmp_path)
+    write_run(tmp_path, method="ann", robust=robust_json({"gaussian_noise": ("noise", [0.9, 0.8, 0.7, 0.6, 0.5])}))
+    record = next(record for record in collect_records(tmp_path) if record["method"] == "rate")
     assert set(record) == DESIGN_KEYS
     evaluation = json.loads((run_dir / "eval.json").read_text())
     carried = ("accuracy", "decision_step", "provenance", "hyperparameters", "citation", "T", "seed", "params")
@@ -74,7 +86,10 @@ def test_record_has_exactly_the_design_keys_and_carries_values_through(tmp_path)
     assert record["spikes_per_sample"] == 42.0
     assert record["ops"] == {"dense": 2000, "acs": 420.0, "macs": 7.0, "neuron_updates": 80}
     assert record["energy"] == {"tier1_pj": 400.0, "tier2_pj": None, "cost_model": "45nm-fp32"}
-    assert record["robustness"] == {"mean_accuracy": 0.7, "relative_error": 1.2, "baseline": "ann"}
+    # relative corruption error = Σ_s error / Σ_s error of the ANN of the same dataset and seed
+    #                           = (.2 + .3 + .4 + .5 + .6) / (.1 + .2 + .3 + .4 + .5) = 2.0 / 1.5
+    assert record["robustness"] == {"mean_accuracy": pytest.approx(0.6), "relative_error": pytest.approx(2.0 / 1.5),
+                                    "baseline": "digits/ann/0", "per_corruption": robust["per_corruption"]}
     assert record["train_seconds"] == 12.5
     assert record["layers"][0]["spikes_per_neuron"] == 4.2
 
@@ -180,16 +195,18 @@ def test_markdown_and_csv_hold_every_column_for_one_run(tmp_path):
     energy_nj = (45678.0 * 0.9 + 1234.0 * 4.6) / 1000  # 41.1102 + 5.6764 = 46.7866 nJ
     header, row = markdown_rows(folder / "leaderboard.md")
     assert header == ["method", "variant", "T", "accuracy (%)", "seeds", "mean decision step", "spikes/sample",
-                      "effective ACs", "effective MACs", "energy tier 1 (nJ)", "params", "train time (s)"]
+                      "effective ACs", "effective MACs", "energy tier 1 (nJ)", "energy tier 2 (nJ)",
+                      "corruption accuracy (%)", "relative corruption error", "params", "train time (s)"]
     assert row == ["ttfs", "tau=2", "16", "87.65", "1", "3.46", "123.5", "45,678", "1,234", f"{energy_nj:,.2f}",
-                   "101,770", "61.2"]
+                   "—", "—", "—", "101,770", "61.2"]
     assert "`45nm-fp32`" in (folder / "leaderboard.md").read_text()
 
     [csv_row] = pd.read_csv(folder / "leaderboard.csv", keep_default_na=False).to_dict("records")
     assert csv_row == {
         "method": "ttfs", "variant": "tau=2", "T": 16, "accuracy (%)": pytest.approx(87.65), "accuracy std (%)": "",
         "seeds": 1, "mean decision step": 3.456, "spikes/sample": 123.45, "effective ACs": 45678.0,
-        "effective MACs": 1234.0, "energy tier 1 (nJ)": pytest.approx(energy_nj), "params": 101770,
+        "effective MACs": 1234.0, "energy tier 1 (nJ)": pytest.approx(energy_nj), "energy tier 2 (nJ)": "",
+        "corruption accuracy (%)": "", "relative corruption error": "", "params": 101770,
         "train time (s)": 61.25, "source": "",
     }
 
@@ -262,7 +279,8 @@ def test_one_folder_per_dataset_and_profile_with_its_own_records(tmp_path):
     names = ["leaderboard.json", "leaderboard.csv", "leaderboard.md", "accuracy_vs_energy.png",
              "accuracy_vs_decision_step.png"]
     assert written == [reports / "leaderboard.json", *(reports / "digits-smoke" / n for n in names),
-                       *(reports / "fashion-mnist-quick" / n for n in names)]
+                       *(reports / "fashion-mnist-quick" / n for n in names), reports / "metrics.json",
+                       reports / "plots" / "accuracy_vs_energy.csv", reports / "plots" / "accuracy_vs_T.csv"]
     subset = json.loads((reports / "fashion-mnist-quick" / "leaderboard.json").read_text())
     assert subset["schema"] == 1
     assert [(r["dataset"], r["seed"]) for r in subset["records"]] == [("fashion-mnist", 0), ("fashion-mnist", 1)]
@@ -285,3 +303,120 @@ def test_write_json_sorts_keys_and_indents(tmp_path):
     path = tmp_path / "nested" / "out.json"
     write_json(path, {"b": 1, "a": [1]})
     assert path.read_text() == '{\n  "a": [\n    1\n  ],\n  "b": 1\n}\n'
+
+
+# --- robustness, tier flips, Pareto front, DVC files ------------------------------------------------
+
+NOISE_ANN = [0.9, 0.8, 0.7, 0.6, 0.5]  # errors .1 .2 .3 .4 .5, sum 1.5
+
+
+def write_robust_runs(runs: Path) -> None:
+    """ann (baseline) and rate on noise and blur, two seeds; ttfs (early exit) on one seed."""
+    for seed, noise in [(0, [0.8, 0.7, 0.6, 0.5, 0.4]), (1, [0.9, 0.8, 0.7, 0.6, 0.5])]:
+        write_run(runs, method="ann", T=1, seed=seed, accuracy=0.95, decision_mean=1.0,
+                  robust=robust_json({"gaussian_noise": ("noise", NOISE_ANN), "gaussian_blur": ("blur", [0.9] * 5)},
+                                     steps=1.0))
+        write_run(runs, method="rate", seed=seed, accuracy=0.9, decision_mean=8.0,
+                  robust=robust_json({"gaussian_noise": ("noise", noise), "gaussian_blur": ("blur", [0.7] * 5)}))
+    write_run(runs, method="ttfs", seed=0, accuracy=0.85, decision_mean=3.0,
+              robust=robust_json({"gaussian_noise": ("noise", NOISE_ANN), "gaussian_blur": ("blur", [0.8] * 5)},
+                                 steps=4.5))
+
+
+def test_robustness_table_holds_clean_and_corruption_accuracy_relative_error_and_family_means(tmp_path):
+    write_robust_runs(tmp_path)
+    table = robustness_table(collect_records(tmp_path)).set_index("method")
+    rate = table.loc["rate"]
+    # noise means 60 % and 70 %, blur 70 %: corruption accuracy (60 + 70) / 2 = 65 % and (70 + 70) / 2 = 70 %
+    assert rate["seeds"] == 2 and rate["clean accuracy (%)"] == pytest.approx(90)
+    assert rate["noise (%)"] == pytest.approx(65) and rate["noise (%) std"] == pytest.approx(statistics.stdev([60, 70]))
+    assert rate["blur (%)"] == pytest.approx(70)
+    assert rate["corruption accuracy (%)"] == pytest.approx(67.5)
+    # seed 0: noise 2.0 / 1.5, blur (5 × .3) / (5 × .1) = 3  -> mCE (4/3 + 3) / 2
+    # seed 1: noise 1.5 / 1.5 = 1, blur 3                    -> mCE (1 + 3) / 2 = 2
+    assert rate["relative corruption error"] == pytest.approx(((4 / 3 + 3) / 2 + 2) / 2)
+    assert rate["baseline"] == "digits/ann/0, digits/ann/1"
+    assert table.loc["ann", "relative corruption error"] == pytest.approx(1.0)
+    assert list(table.index) == ["ann", "ttfs", "rate"]  # by corruption accuracy: 80, 75, 67.5
+
+
+def test_robustness_and_early_exit_sections_in_the_markdown(tmp_path):
+    write_robust_runs(tmp_path / "runs")
+    written = build_report(tmp_path / "runs", tmp_path / "reports")
+    folder = tmp_path / "reports" / "digits-smoke"
+    text = (folder / "leaderboard.md").read_text()
+    assert "## Robustness" in text and "### Decision step under corruption (early-exit methods)" in text
+    rows = {row[0]: row for row in markdown_rows(folder / "leaderboard.md")}
+    # the robustness table comes after the leaderboard: its rows replace the leaderboard's in `rows`;
+    # the early-exit table has ttfs only (ann answers at T = 1 and rate at T = 8)
+    shift_header = next(row for row in markdown_rows(folder / "leaderboard.md") if "shift, all corruptions" in row)
+    assert shift_header == ["method", "variant", "T", "clean decision step", "shift, all corruptions", "shift, noise",
+                            "shift, blur"]
+    assert rows["ttfs"][3:] == ["3.00", "+1.50", "+1.50", "+1.50"]  # 4.5 − 3.0 under every corruption
+    assert [r["method"] for r in robustness_rows(collect_records(tmp_path / "runs")) if r["early_exit"]] == ["ttfs"]
+    for name in ("accuracy_vs_severity_noise.png", "accuracy_vs_severity_blur.png", "decision_step_shift.png",
+                 "robustness.csv"):
+        assert folder / name in written
+    assert (folder / "decision_step_shift.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_pairs_whose_energy_order_flips_between_tiers_are_flagged(tmp_path):
+    write_run(tmp_path / "runs", method="ann", tier1_pj=1000.0, tier2_pj=5000.0)
+    write_run(tmp_path / "runs", method="rate", tier1_pj=2000.0, tier2_pj=3000.0)
+    write_run(tmp_path / "runs", method="ttfs", tier1_pj=500.0, tier2_pj=900.0)
+    written = build_report(tmp_path / "runs", tmp_path / "reports")
+    text = (tmp_path / "reports" / "digits-smoke" / "leaderboard.md").read_text()
+    assert "- ⚑ **ann** is cheaper than **rate** in tier 1, but **rate** is cheaper in tier 2" in text
+    assert text.count("⚑") == 1  # ttfs is the cheapest in both tiers
+    assert tmp_path / "reports" / "digits-smoke" / "accuracy_vs_energy_tier2.png" in written
+    header, *rows = markdown_rows(tmp_path / "reports" / "digits-smoke" / "leaderboard.md")
+    assert [dict(zip(header, row))["energy tier 2 (nJ)"] for row in rows] == ["5.00", "3.00", "0.90"]
+
+
+def test_no_flip_is_said_when_both_tiers_agree(tmp_path):
+    write_run(tmp_path / "runs", method="ann", tier1_pj=1000.0, tier2_pj=2000.0)
+    write_run(tmp_path / "runs", method="rate", tier1_pj=2000.0, tier2_pj=3000.0)
+    build_report(tmp_path / "runs", tmp_path / "reports")
+    assert "No pair of rows changes order" in (tmp_path / "reports" / "digits-smoke" / "leaderboard.md").read_text()
+
+
+@pytest.mark.parametrize("points, front", [
+    ([(1, 50), (2, 60), (3, 55), (4, 70)], [0, 1, 3]),  # (3, 55) costs more than (2, 60) for less
+    ([(5, 90), (1, 90), (1, 80)], [1]),                  # same accuracy for less; same cost for more
+    ([(2, 60), (2, 60)], [0, 1]),                        # equal points dominate neither
+])
+def test_pareto_front_keeps_the_points_nothing_beats_in_both(points, front):
+    assert pareto_front(points) == front
+
+
+def test_metrics_and_plot_data_for_dvc_have_fixed_names(tmp_path):
+    for T, accuracy in [(4, 0.80), (8, 0.90)]:
+        write_run(tmp_path / "runs", method="rate", variant="" if T == 8 else f"T={T}", T=T, accuracy=accuracy,
+                  tier1_pj=1000.0 * T, tier2_pj=2000.0 * T)
+    grid_records = [{**record, "hyperparameters": {"T": record["T"], "beta": 0.9}}
+                    for record in collect_records(tmp_path / "runs")]
+    write_json(tmp_path / "reports" / "grids" / "rate-T" / "records.json",
+               {"schema": 1, "grid": "rate-T", "records": grid_records})
+    write_leaderboard(collect_records(tmp_path / "runs"), tmp_path / "reports", grids_dir=tmp_path / "reports" / "grids")
+
+    metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    assert metrics["digits-smoke"]["rate (T=4)"] == {"accuracy": 0.8, "decision_step": 5.0, "energy_tier1_pj": 4000.0,
+                                                      "energy_tier2_pj": 8000.0, "seeds": 1}
+    points = pd.read_csv(tmp_path / "reports" / "plots" / "accuracy_vs_energy.csv")
+    assert list(points["energy_tier1_nj"]) == [8.0, 4.0] and list(points["accuracy"]) == [90.0, 80.0]
+    sweeps = pd.read_csv(tmp_path / "reports" / "plots" / "accuracy_vs_T.csv")
+    assert list(zip(sweeps["series"], sweeps["T"], sweeps["accuracy"])) == [
+        ("rate", 4, 80.0), ("rate", 8, 90.0), ("rate-T: rate", 4, 80.0), ("rate-T: rate", 8, 90.0)]
+
+
+def test_a_sweep_needs_two_values_of_T(tmp_path):
+    write_run(tmp_path, method="rate", variant="beta=0.5", T=8)
+    write_run(tmp_path, method="rate", T=8, seed=1)
+    assert t_sweeps(collect_records(tmp_path)) == []
+
+
+def test_a_reference_given_twice_is_shown_once(tmp_path):
+    write_run(tmp_path / "runs")
+    build_report(tmp_path / "runs", tmp_path / "reports", [REFERENCE, dict(REFERENCE)])
+    assert json.loads((tmp_path / "reports" / "leaderboard.json").read_text())["references"] == [
+        {**REFERENCE, "variant": ""}]

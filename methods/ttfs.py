@@ -1,0 +1,282 @@
+"""TTFS trained from scratch — Che, Fang, Ma, Huang, Xue, Yuan, Masquelier, Tian, "Efficiently
+Training Time-to-First-Spike Spiking Neural Networks from Scratch", arXiv 2410.23619 (METHODS.md §3).
+
+Every neuron fires at most once; BPTT with a surrogate gradient. With l the layer, t = 0..T-1
+(T: `T`), and the params.yaml key of each symbol in brackets:
+
+Input (`input`):
+    direct    X[t] = x                                 the analog image at every step (MACs)
+    latency   X[t] = 1[t = round((1 − x)·(T − 1))]     one spike per pixel, per sample (ACs)
+
+Synapses, weight standardization (`norm` = ws) with learnable gain g and bias b:
+    Ŵ_o = g_o·(W_o − mean W_o) / sqrt(Var(W_o)·fan_in + ε)      (ε: `ws_eps`; Var biased, over fan-in)
+    I_l[t] = Ŵ_l·S_{l-1}[t] + b_l                             (`norm` = none: W_l instead of Ŵ_l)
+  Ŵ folds into plain weights for inference (`fold_for_inference`), so WS costs nothing there.
+
+Neuron, single-spike IF (benchmark/temporal.py):
+    H[t] = V[t-1] + I[t];  S[t] = Θ(H[t] − θ)·(1 − M[t-1]);  M[t] = M[t-1] + S[t];  V[t] = H[t]
+  θ: `threshold`; Θ' is the sigmoid surrogate α·σ(αx)(1 − σ(αx)), α: `slope` (paper: 4).
+  The output layer is the same neuron: one spike per class at most.
+
+Pooling (`pool`; convolutional architectures): avg (default) averages spikes, a linear map that
+  folds into the next layer, so each neuron's single spike still reaches it once; max is the
+  ablation: a pooled unit carries a spike at every step where any input fired, up to k² spikes.
+
+Initialization (`init`), every synaptic layer, N_in its fan-in, biases 0:
+    ettfs     W ~ U(±sqrt(3T/N_in))     Var W = T/N_in: each presynaptic neuron fires at most once
+    kaiming   W ~ U(±sqrt(6/N_in))      Var W = 2/N_in (He et al., ReLU gain; the ablation)
+    data      ettfs, then, layer by layer on a training batch (`initialize`), W_l scaled so that the
+              end-of-window membrane H_l[T-1] = Σ_t I_l[t] (no firing) has variance T·θ² — the
+              value ettfs assumes (every presynaptic neuron firing once) — in every layer
+  With `norm` = ws the gain carries the scale: g_o = sqrt(N_in·Var W) at the start (sqrt(T) for
+  ettfs), so Ŵ starts with the initializer's variance; `data` rescales g.
+
+Output decoding and loss (`decoder`):
+    O_c = Σ_t w_t·S_c[t];  linear w_t = (T − t)/T,  exp w_t = T^(−t/(T−1)),  learned (decreasing)
+    loss = CE(O, y)
+Readout: the class that fires first wins; decision step = first output spike t → t + 1; ties
+    broken by O (equal for single spikes: the lowest class index), no output spike → step T.
+
+Our readings where the paper is not available to us (METHODS.md §3): V[t] = H[t] (no reset: the
+mask silences the neuron); the mask is not detached in the backward pass; the exponential
+decoder's rate; the data-driven target T·θ²; the gain's initial value under WS.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from benchmark.arch import ArchSpec, build_network
+from benchmark.engine import Folded, SurrogateName
+from benchmark.method import CodingMethod, MethodConfig, Readout
+from benchmark.registry import register_method
+from benchmark.semantics import ANALOG_VALUES, BINARY_SPIKES
+from benchmark.temporal import DecoderName, SingleSpikeIF, TemporalDecoder, first_spike_readout, latency_encode
+
+
+class TtfsConfig(MethodConfig):
+    T: int = Field(8, ge=1, description="time steps (paper: 8 on Fashion-MNIST)")
+    threshold: float = Field(1.0, gt=0, description="firing threshold θ")
+    surrogate: SurrogateName = "sigmoid"
+    slope: float = Field(4.0, gt=0, description="surrogate slope α (paper: sigmoid, α = 4)")
+    init: Literal["ettfs", "data", "kaiming"] = "ettfs"
+    norm: Literal["ws", "none"] = "ws"
+    ws_eps: float = Field(1e-5, gt=0, description="ε of weight standardization")
+    pool: Literal["avg", "max"] = "avg"
+    decoder: DecoderName = "linear"
+    input: Literal["direct", "latency"] = "direct"
+
+
+# --- weight standardization -------------------------------------------------------------------
+
+
+def standardize(weight: Tensor, gain: Tensor, eps: float) -> Tensor:
+    """Ŵ_o = g_o·(W_o − mean W_o)/sqrt(Var(W_o)·fan_in + ε), over each output's fan-in.
+
+    Shapes: weight `[out, ...]` (Linear `[out, in]`, Conv2d `[out, in, kh, kw]`), gain `[out]`."""
+    flat = weight.flatten(1)
+    fan_in = flat.shape[1]
+    mean = flat.mean(dim=1, keepdim=True)
+    var = flat.var(dim=1, unbiased=False, keepdim=True)
+    standardized = gain.unsqueeze(1) * (flat - mean) / torch.sqrt(var * fan_in + eps)
+    return standardized.view_as(weight)
+
+
+class WSLinear(nn.Linear):
+    """Linear layer with weight standardization and a learnable per-output gain (an nn.Linear, so
+    the op counter charges it as one)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, eps: float = 1e-5):
+        super().__init__(in_features, out_features, bias=bias)
+        self.eps = eps
+        self.gain = nn.Parameter(torch.ones(out_features))
+
+    def standardized_weight(self) -> Tensor:
+        return standardize(self.weight, self.gain, self.eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.standardized_weight(), self.bias)
+
+
+class WSConv2d(nn.Conv2d):
+    """Conv2d with weight standardization and a learnable per-output-channel gain."""
+
+    def __init__(self, *args, eps: float = 1e-5, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eps = eps
+        self.gain = nn.Parameter(torch.ones(self.out_channels))
+
+    def standardized_weight(self) -> Tensor:
+        return standardize(self.weight, self.gain, self.eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x, self.standardized_weight(), self.bias)
+
+
+WS_LAYERS = (WSLinear, WSConv2d)
+
+
+def _with_weight_standardization(layer: nn.Module, eps: float) -> nn.Module:
+    """The WS twin of a plain Linear/Conv2d (same shape and settings); other layers unchanged."""
+    if isinstance(layer, nn.Linear):
+        return WSLinear(layer.in_features, layer.out_features, bias=layer.bias is not None, eps=eps)
+    if isinstance(layer, nn.Conv2d):
+        return WSConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                        padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
+                        bias=layer.bias is not None, padding_mode=layer.padding_mode, eps=eps)
+    return layer
+
+
+@torch.no_grad()
+def fold_for_inference(network: nn.Sequential) -> nn.Sequential:
+    """A copy of `network` whose WS layers are plain Linear/Conv2d holding Ŵ: same outputs, no WS."""
+    folded = copy.deepcopy(network)
+    for module in folded.modules():
+        if isinstance(module, Folded) and isinstance(module.layer, WS_LAYERS):
+            ws = module.layer
+            if isinstance(ws, WSLinear):
+                plain = nn.Linear(ws.in_features, ws.out_features, bias=ws.bias is not None)
+            else:
+                plain = nn.Conv2d(ws.in_channels, ws.out_channels, ws.kernel_size, stride=ws.stride,
+                                  padding=ws.padding, dilation=ws.dilation, groups=ws.groups,
+                                  bias=ws.bias is not None, padding_mode=ws.padding_mode)
+            plain = plain.to(ws.weight.device, ws.weight.dtype)
+            plain.weight.copy_(ws.standardized_weight())
+            if ws.bias is not None:
+                plain.bias.copy_(ws.bias)
+            module.layer = plain
+    return folded
+
+
+# --- initialization ---------------------------------------------------------------------------
+
+
+def synaptic_layers(network: nn.Module) -> list[nn.Module]:
+    """The Linear/Conv2d layers of `network`, in forward order."""
+    return [m for m in network.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def init_variance(init: str, fan_in: int, T: int) -> float:
+    """Var W of the initializer: ettfs (and data, before its rescaling) T/N_in, kaiming 2/N_in."""
+    if init in ("ettfs", "data"):
+        return T / fan_in
+    if init == "kaiming":
+        return 2.0 / fan_in
+    raise ValueError(f"unknown init {init!r}; choose ettfs, data or kaiming")
+
+
+@torch.no_grad()
+def initialize_layer(layer: nn.Module, init: str, T: int) -> None:
+    """W ~ U(±sqrt(3·Var W)), bias 0; a WS layer's gain g = sqrt(N_in·Var W) so Ŵ has Var W too."""
+    fan_in = layer.weight[0].numel()
+    variance = init_variance(init, fan_in, T)
+    bound = math.sqrt(3 * variance)
+    layer.weight.uniform_(-bound, bound)
+    if layer.bias is not None:
+        layer.bias.zero_()
+    if isinstance(layer, WS_LAYERS):
+        layer.gain.fill_(math.sqrt(fan_in * variance))
+
+
+@torch.no_grad()
+def scale_layer(layer: nn.Module, factor: float) -> None:
+    """Multiplies the layer's effective weights (the gain under WS) and bias by `factor`."""
+    if isinstance(layer, WS_LAYERS):
+        layer.gain.mul_(factor)
+    else:
+        layer.weight.mul_(factor)
+    if layer.bias is not None:
+        layer.bias.mul_(factor)
+
+
+@torch.no_grad()
+def data_driven_init(network: nn.Sequential, inputs: Tensor, target_variance: float) -> list[float]:
+    """Scales each synaptic layer, in order, so that Var(Σ_t I_l[t]) = `target_variance` on `inputs`.
+
+    Shapes: inputs `[T, B, ...]` (encoded). Returns the factor applied to each layer."""
+    factors = []
+    x = inputs
+    for name, module in network.named_children():
+        layer = module.layer if isinstance(module, Folded) else module
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            end_of_window = module(x).sum(dim=0)  # H_l[T-1] without firing = Σ_t I_l[t]
+            variance = float(end_of_window.var())
+            if not variance > 0:
+                raise ValueError(
+                    f"data-driven init: the end-of-window membrane of layer {name!r} has variance {variance} on "
+                    "the calibration batch (no input events reached it); use init=ettfs or lower `threshold`"
+                )
+            factor = math.sqrt(target_variance / variance)
+            scale_layer(layer, factor)
+            factors.append(factor)
+        x = module(x)
+    return factors
+
+
+# --- the method -------------------------------------------------------------------------------
+
+
+@register_method("ttfs")
+class Ttfs(CodingMethod):
+    family = "direct"
+    citation = ("Che, Fang, Ma, Huang, Xue, Yuan, Masquelier, Tian: Efficiently Training Time-to-First-Spike "
+                "Spiking Neural Networks from Scratch, arXiv 2410.23619")
+    Config = TtfsConfig
+    input_semantics = ANALOG_VALUES
+
+    def __init__(self, config: TtfsConfig, arch: ArchSpec, input_shape: tuple[int, ...], num_classes: int):
+        # the encoder's events: analog pixels (MACs) for direct input, binary spikes for latency input
+        self.input_semantics = BINARY_SPIKES if config.input == "latency" else ANALOG_VALUES
+        super().__init__(config, arch, input_shape, num_classes)
+
+    def build(self, arch: ArchSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        config = self.config
+
+        def neuron(name: str = "output") -> SingleSpikeIF:
+            return SingleSpikeIF(config.threshold, config.surrogate, config.slope)
+
+        output = neuron()
+        output.decoder = TemporalDecoder(config.decoder, config.T)  # trained with the network, saved with it
+        network = build_network(arch, input_shape, num_classes, make_neuron=neuron, output_neuron=output,
+                                pool=config.pool)
+        if config.norm == "ws":
+            for module in network.modules():
+                if isinstance(module, Folded):
+                    module.layer = _with_weight_standardization(module.layer, config.ws_eps)
+        for layer in synaptic_layers(network):
+            initialize_layer(layer, config.init, config.T)
+        self.decoder: TemporalDecoder = output.decoder
+        return network
+
+    def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        if self.config.input == "latency":
+            return latency_encode(images, self.config.T)
+        return images.unsqueeze(0).expand(self.config.T, *images.shape)
+
+    def decode(self, output: Tensor) -> Tensor:
+        """O = Σ_t w_t·S[t]: `[T, B, classes]` output spikes -> `[B, classes]`."""
+        return self.decoder(output)
+
+    def loss(self, output: Tensor, labels: Tensor) -> Tensor:
+        return F.cross_entropy(self.decode(output), labels)
+
+    def readout(self, output: Tensor) -> Readout:
+        return first_spike_readout(output, self.decode(output))
+
+    @torch.no_grad()
+    def initialize(self, images: Tensor) -> None:
+        if self.config.init == "data":
+            target = self.config.T * self.config.threshold**2
+            data_driven_init(self.network, self.encode(images), target)
+
+    def fold_for_inference(self) -> None:
+        """Replaces the network by its folded copy (WS layers -> plain layers with Ŵ)."""
+        self.network = fold_for_inference(self.network)
+        self.decoder = self.network[-1].decoder

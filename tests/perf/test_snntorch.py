@@ -1,0 +1,50 @@
+"""(b) The harness engine against the same SNN written in snnTorch's per-step style.
+
+snnTorch's tutorials call every layer once per time step on `[B, ...]` and an `snn.Leaky` per
+neuron layer; the harness folds time into the batch for synaptic layers and runs a fused
+multi-step LIF. Same weights, data, T, loss and optimizer.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.perf.workloads import (
+    TARGET_SPEEDUP_OVER_SNNTORCH, TARGET_STEPS, Race, SnnTorchPerStep, TrainStep, build_snn, make_batch,
+)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_harness_vs_snntorch_per_step(benchmark, perf, arch):
+    steps = TARGET_STEPS
+    _, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
+    harness_network = build_snn(arch, perf.device)
+    snntorch_network = SnnTorchPerStep(harness_network).to(perf.device)
+    race = Race({"harness": TrainStep(harness_network, spikes, labels),
+                 "snntorch": TrainStep(snntorch_network, spikes, labels)}, perf.device)
+    race.run(benchmark, perf.profile)
+    speedup = race.ratio("snntorch", "harness")
+    perf.record("snntorch", arch=arch, T=steps, batch=perf.profile.batch, speedup=speedup, times=race.summary(),
+                target=TARGET_SPEEDUP_OVER_SNNTORCH if arch == "cnn" else None)
+    if perf.assert_targets and arch == "cnn":
+        assert speedup >= TARGET_SPEEDUP_OVER_SNNTORCH, (
+            f"cnn T={steps}: harness only {speedup:.2f}× faster than snnTorch per step, "
+            f"target ≥ {TARGET_SPEEDUP_OVER_SNNTORCH}×")
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_snntorch_twin_computes_the_same_network_for_integrate_and_fire(arch):
+    # With β = 1 snnTorch's late, undecayed reset (U[t] = U[t-1] + I[t] − θ·S[t-1]) equals the
+    # harness's soft reset (H[t] = (H[t-1] − θ·S[t-1]) + I[t]) in exact arithmetic. snnTorch spikes
+    # are float32 whatever the network's dtype, so the arithmetic is made exact instead: weights
+    # and biases on a grid of 1/64, binary inputs, so every sum (and the pooling's /4) is exact.
+    harness = build_snn(arch, torch.device("cpu"), beta=1.0)
+    with torch.no_grad():
+        for parameter in harness.parameters():
+            parameter.copy_(torch.round(parameter * 64) / 64)
+    twin = SnnTorchPerStep(harness)
+    _, spikes, _ = make_batch(6, 3, torch.device("cpu"))
+    expected = harness(spikes)
+    assert torch.equal(twin(spikes), expected)
+    assert expected.abs().sum() > 0

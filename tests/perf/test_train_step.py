@@ -1,0 +1,100 @@
+"""(a) A harness SNN training step (LIF, surrogate gradient, BPTT) against T ANN training steps.
+
+An SNN trained over T steps cannot cost less than T forward/backward passes of the same network as
+an ANN; the ratio time(SNN step) / time(T × ANN step) measures how close the engine comes to that
+limit. Also: what each engine optimization buys (fused neuron vs the `lif_step` loop,
+channels-last, torch.compile), each raced against the default engine.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from benchmark import engine
+from tests.perf.workloads import (
+    STEPS, TARGET_SNN_OVER_T_ANN, TARGET_STEPS, Race, TrainStep, build_ann, build_snn, make_batch, repeat,
+)
+
+
+@pytest.mark.parametrize("steps", STEPS)
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_snn_step_vs_T_ann_steps(benchmark, perf, arch, steps):
+    images, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
+    snn = TrainStep(build_snn(arch, perf.device), spikes, labels)
+    ann = TrainStep(build_ann(arch, perf.device), images.unsqueeze(0), labels)
+    race = Race({"snn": snn, "T_x_ann": repeat(ann, steps)}, perf.device)
+    race.run(benchmark, perf.profile)
+    ratio = race.ratio("snn", "T_x_ann")
+    perf.record("snn_vs_T_ann", arch=arch, T=steps, batch=perf.profile.batch, ratio=ratio,
+                ann_step_ms=race.summary()["T_x_ann"]["median_ms"] / steps, times=race.summary(),
+                target=TARGET_SNN_OVER_T_ANN if steps == TARGET_STEPS else None)
+    if perf.assert_targets and steps == TARGET_STEPS:
+        assert ratio <= TARGET_SNN_OVER_T_ANN, (
+            f"{arch} T={steps}: SNN step = {ratio:.2f} × (T × ANN step), target ≤ {TARGET_SNN_OVER_T_ANN}")
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_fused_neuron_vs_reference_loop(benchmark, perf, arch):
+    """The same SNN step with the fused LIF (default) and with the plain `lif_step` loop."""
+    steps = TARGET_STEPS
+    _, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
+    fused = TrainStep(build_snn(arch, perf.device), spikes, labels)
+    reference = TrainStep(build_snn(arch, perf.device, implementation="reference"), spikes, labels)
+    race = Race({"fused": fused, "reference": reference}, perf.device)
+    race.run(benchmark, perf.profile)
+    speedup = race.ratio("reference", "fused")
+    perf.record("fused_vs_reference", arch=arch, T=steps, batch=perf.profile.batch, speedup=speedup,
+                times=race.summary())
+    if perf.assert_targets:
+        assert speedup > 1.0, f"{arch}: the fused LIF is no faster than the lif_step loop ({speedup:.2f}×)"
+
+
+def test_channels_last_cnn(benchmark, perf):
+    """Channels-last (NHWC) convolutions for the CNN, SNN and ANN alike; reported, not asserted."""
+    steps = TARGET_STEPS
+    images, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
+    cl = torch.channels_last
+    contestants = {
+        "snn": TrainStep(build_snn("cnn", perf.device), spikes, labels),
+        "snn_channels_last": TrainStep(build_snn("cnn", perf.device).to(memory_format=cl), spikes, labels),
+        "T_x_ann": repeat(TrainStep(build_ann("cnn", perf.device), images.unsqueeze(0), labels), steps),
+        "T_x_ann_channels_last": repeat(
+            TrainStep(build_ann("cnn", perf.device).to(memory_format=cl), images.unsqueeze(0), labels), steps),
+    }
+    race = Race(contestants, perf.device)
+    race.run(benchmark, perf.profile)
+    perf.record("channels_last", arch="cnn", T=steps, batch=perf.profile.batch, times=race.summary(),
+                snn_speedup=race.ratio("snn", "snn_channels_last"),
+                ann_speedup=race.ratio("T_x_ann", "T_x_ann_channels_last"),
+                ratio_channels_last=race.ratio("snn_channels_last", "T_x_ann_channels_last"))
+
+
+def test_compiled_engine_vs_eager(benchmark, perf):
+    """torch.compile of the fused LIF (engine.set_compile) against the eager fused path, CNN, T = 8."""
+    if not perf.compile:
+        pytest.skip("set SPIKECODE_PERF_COMPILE=1 to race torch.compile (it compiles for about a minute)")
+    steps = TARGET_STEPS
+    _, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
+    eager = TrainStep(build_snn("cnn", perf.device), spikes, labels)
+    compiled = TrainStep(build_snn("cnn", perf.device), spikes, labels)
+
+    def with_compile(enabled, step):
+        def run():
+            engine.set_compile(enabled)
+            try:
+                step()
+            finally:
+                engine.set_compile(False)
+        return run
+
+    started = time.perf_counter()
+    with_compile(True, compiled)()  # compiles forward and backward for this shape
+    compile_s = time.perf_counter() - started
+    assert not engine._compile_failed, "torch.compile failed; the eager path ran instead"
+    race = Race({"eager": with_compile(False, eager), "compiled": with_compile(True, compiled)}, perf.device)
+    race.run(benchmark, perf.profile)
+    perf.record("compile", arch="cnn", T=steps, batch=perf.profile.batch, compile_s=compile_s,
+                speedup=race.ratio("eager", "compiled"), times=race.summary())
