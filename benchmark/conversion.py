@@ -176,7 +176,8 @@ def percentile(values: Tensor, q: float) -> Tensor:
     """The q-th percentile of all elements (nearest rank: the ⌈q/100·n⌉-th smallest). Unlike
     torch.quantile it has no size limit, so a whole conv layer's activations fit."""
     flat = values.detach().flatten().float()
-    rank = min(flat.numel(), max(1, math.ceil(round(q / 100 * flat.numel(), 6))))  # round: 0.999·2000 = 1998.0000000000002
+    exact = round(q / 100 * flat.numel(), 6)  # 0.999·2000 is 1998.0000000000002 in floating point
+    rank = min(flat.numel(), max(1, math.ceil(exact)))
     return flat.kthvalue(rank).values
 
 
@@ -203,7 +204,7 @@ def calibrate(
     λ_l ← (1 − momentum)·λ_l + momentum·m_l[n] (the first batch sets λ_l). A λ_l ≤ 0 (a layer that
     never activates on the calibration set) is a `ConversionError` naming the layer.
     """
-    names = [name for name, child in network.named_children() if isinstance(child, activations)]
+    names = [name for name, child in network.named_children() if isinstance(_unwrap(child), activations)]
     scales: OrderedDict[str, float] = OrderedDict()
 
     def tracker(name: str):
@@ -261,6 +262,9 @@ def normalize(network: nn.Sequential, scales: dict[str, float]) -> nn.Sequential
                 layer.weight.mul_(previous / current)
                 if layer.bias is not None:
                     layer.bias.div_(current)
+        elif not isinstance(layer, PASS_THROUGH):
+            raise ConversionError(f"{_shown(name, child)} has no λ in `scales` and is neither a synaptic nor a "
+                                  "pass-through layer; calibrate every activation before normalizing")
     return normalized
 
 

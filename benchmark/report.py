@@ -185,8 +185,7 @@ def write_leaderboard(records: list[dict], reports_dir: Path, references: Iterab
     for (dataset, profile), subset in by_dataset_profile(records).items():
         dataset_references = [ref for ref in references if ref["dataset"] == dataset]
         written += _write_board(reports_dir / f"{dataset}-{profile}", dataset, profile, subset, dataset_references)
-    grids = load_grids(grids_dir) if grids_dir is not None else {}
-    written += _write_dvc_files(reports_dir, records, grids)
+    written += _write_dvc_files(reports_dir, records, load_grids(grids_dir))
     return written
 
 

@@ -35,7 +35,7 @@ from benchmark.errors import SpikeCodeError
 from benchmark.io import atomic_write_bytes, atomic_write_text, read_json, write_json
 from benchmark.report import (
     PJ_PER_UNIT, SCHEMA, by_dataset_profile, checked_reference, cost_model_of, energy_unit, board_plots,
-    corruption_families, format_stat, grid_axes, load_grids, mean_std, plot_accuracy_vs_T, robustness_rows,
+    corruption_families, grid_axes, load_grids, mean_std, plot_accuracy_vs_T, robustness_rows,
     row_label, summarize, t_sweeps, tier_flips,
 )
 
@@ -124,7 +124,8 @@ def _td(content: str, value: Any = None, css: str = "") -> str:
     """A cell; `value` is what the sorter compares (empty when not measured)."""
     attributes = f' class="{css}"' if css else ""
     if value is not None:
-        attributes += f' data-value="{"" if _missing(value) else _e(repr(float(value)) if isinstance(value, float) else value)}"'
+        text = "" if _missing(value) else repr(value) if isinstance(value, float) else str(value)
+        attributes += f' data-value="{_e(text)}"'
     return f"<td{attributes}>{content}</td>"
 
 
@@ -263,8 +264,8 @@ Every figure is per test sample; paper figures appear only as labelled reference
                    ("relative corruption error", "number", "ascending"), ("provenance", None, "")]
         body = []
         for row in rows:
-            flag = (f' <span class="flag" title="its energy order against another row flips between tier 1 and '
-                    f'tier 2">⚑</span>') if row["label"] in flagged else ""
+            flag = (' <span class="flag" title="its energy order against another row flips between tier 1 and '
+                    'tier 2">⚑</span>') if row["label"] in flagged else ""
             body.append(
                 f'<tr id="{board}-{_slug(row["label"])}-T{row["T"]}">'
                 + _td(f'<a href="methods/{_slug(row["method"])}.html">{_e(row["method"])}</a>', row["method"])

@@ -130,7 +130,11 @@ class TSANeuron(nn.Module):
 
 class SignedDigitOutput(nn.Module):
     """Non-spiking output accumulator with the same β: U[t] = β·U[t−1] + I[t] + b·1[t = start],
-    O[t] = U[t]·β^(−(t − start)) for t ≥ start (0 before). Shapes: `[T, B, classes]` in and out."""
+    O[t] = U[t]·β^(−(t − start)) for t ≥ start, O[t] = U[t] before. Shapes: `[T, B, classes]` in and out.
+
+    Computed as O[t] = O[t−1] + β^(−(t − start))·I[t] after `start`: the same values, without U
+    growing as β^t (float32 overflows past about 2^127 — T ≈ 128 at β = 2, T ≈ 80 at β = 3).
+    """
 
     op_semantics = OpSemantics(EventKind.ANALOG, payload_bits=32, update_acs=1)
 
@@ -140,11 +144,16 @@ class SignedDigitOutput(nn.Module):
         self.register_buffer("bias", torch.zeros(()))
 
     def forward(self, current: Tensor) -> Tensor:
-        membrane = torch.zeros_like(current[0])
+        output = torch.zeros_like(current[0])
         outputs = []
         for t, current_t in enumerate(current):
-            membrane = self.beta * membrane + current_t + (self.bias if t == self.start else 0)
-            outputs.append(membrane * self.beta ** -(t - self.start) if t >= self.start else membrane)
+            if t < self.start:
+                output = self.beta * output + current_t  # O = U before the input layer starts
+            elif t == self.start:
+                output = self.beta * output + current_t + self.bias
+            else:
+                output = output + current_t * self.beta ** -(t - self.start)
+            outputs.append(output)
         return torch.stack(outputs)
 
 

@@ -112,7 +112,7 @@ class Qcfs(CodingMethod):
     def convert(self, source: CodingMethod, calibration: Iterable[Tensor]) -> None:
         """λ_l comes from the trained activations; `calibration` is not needed."""
         folded = fold_network(source.network, activations=(QCFS,))
-        scales = {name: float(child.lam) for name, child in folded.named_children() if isinstance(child, QCFS)}
+        scales = {name: float(child.lam.detach()) for name, child in folded.named_children() if isinstance(child, QCFS)}
         for name, value in scales.items():
             if not value > 0:
                 raise ConversionError(f"activation {name!r} has a trained λ = {value}; a threshold must be positive")

@@ -18,6 +18,11 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
     echo "setup: installing spikecode-bench${extras} (torch ${extras:+and test tools}; several minutes the first time)"
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e ".${extras}"
+    if [[ -n "$extras" ]]; then
+        # NeuroBench is the reference the op counter is cross-checked against; its own pins (an
+        # older torch, torchaudio for its datasets) would clash, and the tests import only its metrics.
+        .venv/bin/python -m pip install --quiet --no-deps neurobench==2.3.0
+    fi
     touch "$stamp"
 fi
 

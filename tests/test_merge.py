@@ -43,7 +43,7 @@ def test_two_machines_merge_into_one_leaderboard(tmp_path):
     cpu = leaderboard(tmp_path / "cpu" / "leaderboard.json", [record("ann", 0), record("rate", 0)], [REFERENCE])
     gpu = leaderboard(tmp_path / "gpu" / "leaderboard.json", [record("rate", 1, 0.92, machine="cuda"),
                                                               record("ttfs", 0, 0.85, machine="cuda")], [REFERENCE])
-    merged = merge_leaderboards([cpu, tmp_path / "gpu"])  # a file, and a reports/ folder holding one
+    merged = merge_leaderboards([cpu, gpu.parent])  # a file, and a reports/ folder holding one
     assert [(r["method"], r["seed"]) for r in merged["records"]] == [("ann", 0), ("rate", 0), ("rate", 1), ("ttfs", 0)]
     assert merged["schema"] == 1 and merged["references"] == [REFERENCE]
     assert merged["duplicates"] == [] and merged["conflicts"] == []

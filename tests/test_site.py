@@ -320,7 +320,8 @@ def browser():
 
 
 ROWS = "#digits-smoke-leaderboard tbody.measured tr"
-METHODS_IN_ORDER = f"Array.from(document.querySelectorAll('{ROWS}'), r => r.cells[0].textContent + '|' + r.cells[1].textContent)"
+METHODS_IN_ORDER = (f"Array.from(document.querySelectorAll('{ROWS}'), "
+                    "r => r.cells[0].textContent + '|' + r.cells[1].textContent)")
 
 
 def header(table: str, label: str) -> str:

@@ -39,7 +39,9 @@ def test_snntorch_twin_computes_the_same_network_for_integrate_and_fire(arch):
     # harness's soft reset (H[t] = (H[t-1] − θ·S[t-1]) + I[t]) in exact arithmetic. snnTorch spikes
     # are float32 whatever the network's dtype, so the arithmetic is made exact instead: weights
     # and biases on a grid of 1/64, binary inputs, so every sum (and the pooling's /4) is exact.
-    harness = build_snn(arch, torch.device("cpu"), beta=1.0)
+    # snnTorch fires on U > θ, the harness on H ≥ θ: θ = 1 + 2⁻¹² keeps every membrane off θ
+    # (it would take 16 spikes in 6 steps to bring a multiple of 2⁻⁸ minus m·θ back onto θ).
+    harness = build_snn(arch, torch.device("cpu"), beta=1.0, threshold=1.0 + 2**-12)
     with torch.no_grad():
         for parameter in harness.parameters():
             parameter.copy_(torch.round(parameter * 64) / 64)

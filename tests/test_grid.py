@@ -1,0 +1,52 @@
+"""Grids: every combination of the axes is one full run; a finished point is never run again."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from benchmark.cli import main
+from benchmark.config import load_params
+from benchmark.errors import ConfigError
+from benchmark.grid import grid_points, point_label
+from benchmark.io import read_json
+
+GRID = {"method": "rate", "dataset": "digits", "seeds": [0], "axes": {"T": [2, 3], "loss": ["ce_rate", "ce_count"]},
+        "fixed": {"beta": 0.8}}
+
+
+@pytest.fixture
+def grid_workspace(workspace):
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["grids"] = {"rate-T": GRID}
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    return workspace
+
+
+def test_a_grid_expands_to_every_combination_with_fixed_values(grid_workspace):
+    points = grid_points(load_params(grid_workspace / "params.yaml"), "rate-T")
+    assert [point for point, _ in points] == [{"T": 2, "loss": "ce_rate"}, {"T": 2, "loss": "ce_count"},
+                                              {"T": 3, "loss": "ce_rate"}, {"T": 3, "loss": "ce_count"}]
+    _, spec = points[1]
+    assert spec.hyperparameters["beta"] == 0.8 and spec.hyperparameters["loss"] == "ce_count"
+    assert spec.run_dir.as_posix() == "runs/grids/rate-T/digits/rate@T=2,loss=ce_count/0"
+    assert point_label("rate", {"T": 2}) == "rate@T=2"
+
+
+def test_an_undefined_grid_is_an_error_listing_the_defined_ones(grid_workspace):
+    with pytest.raises(ConfigError, match="grid 'nope' is not defined.*rate-T"):
+        grid_points(load_params(grid_workspace / "params.yaml"), "nope")
+
+
+def test_a_grid_runs_every_point_writes_its_table_and_skips_finished_points(grid_workspace, capsys):
+    assert main(["grid", "rate-T", "--no-progress"]) == 0
+    out = grid_workspace / "reports" / "grids" / "rate-T"
+    records = read_json(out / "records.json")["records"]
+    assert sorted((r["T"], r["hyperparameters"]["loss"]) for r in records) == [
+        (2, "ce_count"), (2, "ce_rate"), (3, "ce_count"), (3, "ce_rate")]
+    table = (out / "table.csv").read_text().splitlines()
+    assert table[0].startswith("T,loss,accuracy") and len(table) == 5
+    assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    assert main(["grid", "rate-T", "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("done before") == 4
