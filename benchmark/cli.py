@@ -8,6 +8,8 @@
     spikecode energy   --dataset D --method M --seed S   -> runs/D/M/S/energy.json
     spikecode grid NAME                              a sweep or ablation of params.yaml `grids:`
     spikecode report                                 runs/ -> reports/ (tables, plots, leaderboard)
+    spikecode report --merge PATH...                 leaderboards or runs/ from other machines -> reports/, site
+    spikecode publish                                reports/leaderboard.json -> reports/site/ (static site)
 """
 
 from __future__ import annotations
@@ -61,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="collect every run into leaderboard tables and plots in reports/")
     report.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of runs (default: runs/)")
     report.add_argument("--out", type=Path, default=REPORTS_DIR, help="output folder (default: reports/)")
+    report.add_argument("--merge", nargs="+", type=Path, metavar="PATH",
+                        help="merge these leaderboard.json files, reports/ or runs/ folders (e.g. from other machines) "
+                             "instead of reading --runs, then rebuild the tables and the site")
+    report.add_argument("--strict", action="store_true", help="with --merge: stop at a conflicting duplicate")
+
+    publish = commands.add_parser("publish", help="build the static leaderboard site from reports/leaderboard.json")
+    publish.add_argument("--reports", type=Path, default=REPORTS_DIR, help="reports folder (default: reports/)")
+    publish.add_argument("--out", type=Path, help="site folder (default: <reports>/site)")
     return parser
 
 
@@ -105,6 +115,8 @@ def _write_skip_markers(args, spec, reason: str) -> None:
 
     for name in STAGE_OUTPUTS[args.command]:
         write_json(spec.run_dir / name, {"skipped": reason})
+    if args.command == "train":  # the stage's plots output (dvclive's folder): DVC needs it to exist
+        (spec.run_dir / "live" / "plots" / "metrics").mkdir(parents=True, exist_ok=True)
     print(f"spikecode {args.command}: skipping {spec.dataset}/{spec.method}/{spec.seed}: {reason}", file=sys.stderr)
 
 
@@ -195,15 +207,34 @@ def cmd_grid(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from benchmark.report import build_report
+    from benchmark.report import build_report, write_leaderboard
 
     params = load_params(args.params)
-    written = build_report(args.runs, args.out, params.references)
+    grids = args.out / "grids"
+    if args.merge:
+        from benchmark.merge import merge_leaderboards, summary
+        from benchmark.site import build_site
+
+        merged = merge_leaderboards(args.merge, on_conflict="error" if args.strict else "keep-first")
+        print(summary(merged))
+        written = write_leaderboard(merged["records"], args.out, [*params.references, *merged["references"]], grids)
+        written += build_site(args.out / "leaderboard.json", args.out / "site", grids)
+    else:
+        written = build_report(args.runs, args.out, params.references, grids)
     print(f"wrote {len(written)} files under {args.out}/")
 
 
+def cmd_publish(args) -> None:
+    from benchmark.site import build_site
+
+    out = args.out or args.reports / "site"
+    written = build_site(args.reports / "leaderboard.json", out, args.reports / "grids")
+    print(f"wrote the site ({len(written)} files) under {out}/: open {out / 'index.html'}")
+
+
 COMMANDS = {"list": cmd_list, "prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate,
-            "robustness": cmd_robustness, "energy": cmd_energy, "grid": cmd_grid, "report": cmd_report}
+            "robustness": cmd_robustness, "energy": cmd_energy, "grid": cmd_grid, "report": cmd_report,
+            "publish": cmd_publish}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from benchmark.io import read_json
 RUN = ["--dataset", "digits", "--seed", "0", "--no-progress"]
 
 
-@pytest.mark.parametrize("command", ["list", "prepare", "train", "evaluate", "robustness", "energy", "grid", "report"])
+@pytest.mark.parametrize("command", ["list", "prepare", "train", "evaluate", "robustness", "energy", "grid", "report", "publish"])
 def test_every_subcommand_prints_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
