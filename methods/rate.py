@@ -42,10 +42,12 @@ class RateConfig(MethodConfig):
     T: int = Field(20, ge=1)
     beta: float = Field(0.9, gt=0, le=1, description="membrane decay β of snn.Leaky")
     threshold: float = Field(1.0, gt=0)
-    surrogate: Literal["fast_sigmoid", "sigmoid", "atan"] = "fast_sigmoid"
-    slope: float = Field(25.0, gt=0, description="surrogate slope (atan: alpha)")
-    loss: Literal["ce_rate", "ce_count"] = "ce_rate"
-    lr: float = 5e-4
+    # atan (snnTorch's default surrogate) and the count loss: on the 784-400-400-10 MLP the narrow
+    # fast_sigmoid(25) with ce_rate learned 3× slower (56 % vs 84 % validation after one epoch).
+    surrogate: Literal["fast_sigmoid", "sigmoid", "atan"] = "atan"
+    slope: float = Field(2.0, gt=0, description="surrogate slope (atan: alpha)")
+    loss: Literal["ce_rate", "ce_count"] = "ce_count"
+    lr: float = 2e-3
 
 
 class SnnTorchLeaky(nn.Module):
