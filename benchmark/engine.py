@@ -17,15 +17,15 @@ Surrogates (x = H − θ, α = slope):
     fast_sigmoid  dS/dx = 1 / (1 + α|x|)²
     atan          dS/dx = α / (2·(1 + (π/2·α·x)²))
 
-Two implementations of the same equations:
+Implementations of the same equations, and the engine's speed-ups:
 
 - the reference, `lif_loop`: `lif_step` (the pure step) called once per time step; autograd records
   every operation of every step.
 - the fused path, `lif_sequence` (what `LIF` runs): one `torch.autograd.Function` over the whole
-  sequence. Forward writes H[t] and S[t] into preallocated `[T, B, ...]` buffers with out-of-place-free
-  kernels (4 passes over a step's neurons, 3 when β = 1) and saves only H. Backward recomputes the
-  surrogate from H for all steps at once, then runs one reverse-time recurrence. With g = dL/dS
-  (the incoming gradient), SG[t] = Θ'(H[t] − θ) and dL/dV[t] = β·dL/dH[t+1]:
+  sequence. Forward writes H[t] and S[t] straight into preallocated `[T, B, ...]` buffers (three
+  kernels per step, no temporaries) and saves only H. Backward recomputes the surrogate from H for
+  all steps at once, in place, then runs one reverse-time recurrence (one kernel per step). With
+  g = dL/dS (the incoming gradient), SG[t] = Θ'(H[t] − θ) and dL/dV[t] = β·dL/dH[t+1]:
 
       dL/dH[t] = g[t]·SG[t] + dL/dV[t]·(∂V/∂H + ∂V/∂S·SG[t])
       soft:  dL/dH[t] = A[t] + C[t]·dL/dH[t+1],  A = g·SG,  C = β·(1 − θ·SG)
@@ -34,6 +34,8 @@ Two implementations of the same equations:
 
   Its forward equals the reference bit for bit (the same float operations in the same order);
   its gradients equal the reference's up to float rounding (tests/test_engine_fast.py).
+- on the CPU, `cache_cpu_allocations()` (process-wide, opt-in) keeps freed tensor memory for reuse:
+  large folded activations otherwise come back as fresh, page-faulting memory every step.
 - optionally compiled (`set_compile(True)` or `SPIKECODE_COMPILE=1`): the same forward and backward
   as pure functions handed to `torch.compile`, which fuses each into one kernel. Off by default: it
   needs a C++ compiler (CPU) or Triton (CUDA) and tens of seconds of compilation per shape family;
@@ -50,6 +52,7 @@ from typing import Callable, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.autograd.function import once_differentiable
 
 from benchmark.semantics import EventKind, OpSemantics
@@ -84,10 +87,10 @@ def _surrogate_grad_(x: Tensor, name: str, slope: float) -> Tensor:
     if name == "sigmoid":  # α·(s − s²), s = σ(αx)
         x.mul_(slope).sigmoid_()
         return x.addcmul_(x, x, value=-1.0).mul_(slope)
-    if name == "fast_sigmoid":  # 1 / (1 + α|x|)²
-        return x.abs_().mul_(slope).add_(1.0).square_().reciprocal_()
-    if name == "atan":  # α / (2·(1 + (π/2·α·x)²))
-        return x.mul_(math.pi / 2 * slope).square_().add_(1.0).mul_(2.0).reciprocal_().mul_(slope)
+    if name == "fast_sigmoid":  # (1 + α|x|)⁻²
+        return x.abs_().mul_(slope).add_(1.0).pow_(-2)
+    if name == "atan":  # (α/2) / (1 + (π/2·α·x)²)
+        return x.mul_(math.pi / 2 * slope).square_().add_(1.0).reciprocal_().mul_(slope / 2)
     _check_surrogate(name)
     raise AssertionError("unreachable")
 
@@ -120,8 +123,15 @@ def lif_step(
     surrogate: SurrogateName,
     slope: float,
 ) -> tuple[Tensor, Tensor]:
-    """One LIF step: (I[t], V[t-1]) -> (S[t], V[t]), the equations of the module docstring."""
-    h = beta * membrane + current
+    """One LIF step: (I[t], V[t-1]) -> (S[t], V[t]), the equations of the module docstring.
+
+    H = β·V + I is one fused operation, `torch.add(I, V, alpha=β)` (one rounding where the CPU
+    does a fused multiply-add), so that the fused multi-step path can repeat it bit for bit.
+    """
+    if isinstance(beta, Tensor):
+        h = beta * membrane + current
+    else:
+        h = torch.add(current, membrane, alpha=beta)
     s = spike(h - threshold, surrogate, slope)
     if reset == "subtract":
         v = h - threshold * s
@@ -157,9 +167,9 @@ def _lif_forward(current: Tensor, beta: float, threshold: float, reset: str, ini
                  keep_membrane: bool) -> tuple[Tensor, Tensor | None]:
     """(S, H): the forward equations on preallocated buffers; H is `None` unless `keep_membrane`.
 
-    Each operation is the reference's own (β·V, then + I; Θ(H − θ) as H ≥ θ, which is the same
-    test for finite floats; H − θ·S; H − H·S for H·(1 − S), exact since S ∈ {0, 1}), so the values
-    match `lif_loop` bit for bit.
+    Three passes over a step's neurons. Each is the reference's own operation (`torch.add(I, V,
+    alpha=β)`; Θ(H − θ) as H ≥ θ, the same test for finite floats; H − θ·S; H − H·S for H·(1 − S),
+    exact since S ∈ {0, 1}), so the values match `lif_loop` bit for bit.
     """
     steps = current.shape[0]
     spikes = torch.empty_like(current)  # empty_like keeps the layout (e.g. channels-last)
@@ -170,15 +180,11 @@ def _lif_forward(current: Tensor, beta: float, threshold: float, reset: str, ini
     for t in range(steps):
         h = membrane_seq[t] if membrane_seq is not None else h_step
         if t == 0 and v0 == 0.0:
-            h.copy_(current[0])  # β·0 + I[0] = I[0]
+            h.copy_(current[0])  # I[0] + β·0 = I[0]
         else:
             if t == 0:
                 v.fill_(v0)
-            if beta == 1.0:
-                torch.add(v, current[t], out=h)  # 1·V = V exactly
-            else:
-                torch.mul(v, beta, out=h)
-                h.add_(current[t])
+            torch.add(current[t], v, alpha=beta, out=h)
         s = spikes[t]
         torch.ge(h, threshold, out=s)
         if t + 1 == steps:
@@ -192,18 +198,18 @@ def _lif_forward(current: Tensor, beta: float, threshold: float, reset: str, ini
 
 def _lif_backward(grad_spikes: Tensor, membrane_seq: Tensor, beta: float, threshold: float, reset: str,
                   surrogate: str, slope: float) -> Tensor:
-    """dL/dI from dL/dS and the saved H: the reverse-time recurrence of the module docstring."""
-    coefficient = torch.sub(membrane_seq, threshold)  # x = H − θ, becomes SG, then C, in place
+    """dL/dI from dL/dS and the saved H: the reverse-time recurrence of the module docstring,
+    with β moved into the recurrence (dL/dH[t] = A[t] + β·C'[t]·dL/dH[t+1], C = β·C')."""
+    coefficient = torch.sub(membrane_seq, threshold)  # x = H − θ, becomes SG, then C', in place
     _surrogate_grad_(coefficient, surrogate, slope)
     grad_current = torch.mul(grad_spikes, coefficient)  # A = g·SG; becomes dL/dI in place
-    if reset == "subtract":  # C = β·(1 − θ·SG) = β − βθ·SG
-        coefficient.mul_(-beta * threshold).add_(beta)
-    else:  # C = β·(1 − S − H·SG) = β·([H < θ] − H·SG)
-        coefficient.mul_(membrane_seq).neg_().add_(torch.lt(membrane_seq, threshold))
-        if beta != 1.0:
-            coefficient.mul_(beta)
+    if reset == "subtract":  # C' = 1 − θ·SG
+        one = torch.ones((), dtype=coefficient.dtype)
+        torch.add(one, coefficient, alpha=-threshold, out=coefficient)
+    else:  # C' = 1 − S − H·SG = [H < θ] − H·SG
+        torch.addcmul(torch.lt(membrane_seq, threshold), membrane_seq, coefficient, value=-1.0, out=coefficient)
     for t in range(grad_current.shape[0] - 2, -1, -1):
-        grad_current[t].addcmul_(coefficient[t], grad_current[t + 1])
+        grad_current[t].addcmul_(coefficient[t], grad_current[t + 1], value=beta)
     return grad_current
 
 
@@ -215,7 +221,7 @@ def _lif_forward_pure(current: Tensor, beta: float, threshold: float, reset: str
     v = torch.full_like(current[0], initial_membrane * threshold)
     spikes, membranes = [], []
     for t in range(current.shape[0]):
-        h = beta * v + current[t]
+        h = torch.add(current[t], v, alpha=beta)
         s = (h >= threshold).to(h.dtype)
         v = h - threshold * s if reset == "subtract" else h * (1 - s)
         spikes.append(s)
@@ -281,6 +287,46 @@ def _run_compiled(name: str, function: Callable, *args):
                       "running the eager fused path (set_compile(False) silences this)", RuntimeWarning,
                       stacklevel=3)
         return None
+
+
+# --- CPU allocation caching -------------------------------------------------------------------
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+_CACHE_THRESHOLDS = (1 << 30, (1 << 31) - 1)  # (mmap, trim): blocks up to 1 GiB come from the heap, kept
+_GLIBC_STEADY_STATE = (32 << 20, 64 << 20)  # where glibc's dynamic thresholds end up by default
+
+
+def cache_cpu_allocations(enabled: bool = True) -> bool:
+    """Keeps freed CPU tensor memory in the process for reuse; returns whether it could.
+
+    Why: glibc serves every block above its mmap threshold (at most 32 MiB by default; a folded
+    `[T·B, ...]` activation is often larger) with a fresh `mmap` and unmaps it when freed, so every
+    page of the next step's buffers faults in again, zero-filled by the kernel. On the 2-core VM
+    of this project that is ~15 µs per 4 KiB page: a CNN SNN step at T = 8, B = 64 took 1e5 page
+    faults, half its time. Raising the mmap and trim thresholds (`mallopt`) makes such blocks come
+    from the heap and stay there, as PyTorch's CUDA caching allocator does on the GPU; the price is
+    that the process keeps its peak memory. Per-step (snnTorch-style) and ANN tensors are small
+    enough to be cached by glibc already.
+
+    Process-wide: call it once from an entry point. `enabled=False` restores glibc's default
+    steady state (32 MiB / 64 MiB) and hands the memory kept so far back to the system
+    (`malloc_trim`). A no-op returning False outside Linux/glibc.
+    """
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL("libc.so.6")
+    mmap_threshold, trim_threshold = _CACHE_THRESHOLDS if enabled else _GLIBC_STEADY_STATE
+    if libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold) != 1:  # older glibc caps it at 32 MiB
+        mmap_threshold = _GLIBC_STEADY_STATE[0]
+        if libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold) != 1:
+            return False
+    applied = libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1
+    if not enabled:
+        libc.malloc_trim(0)
+    return applied
 
 
 class _LIFSequence(torch.autograd.Function):
@@ -374,8 +420,44 @@ class LIF(nn.Module):
         return f"beta={self.beta}, threshold={self.threshold}, reset={self.reset}, surrogate={self.surrogate}({self.slope})"
 
 
+class _AvgPool2d(torch.autograd.Function):
+    """`F.avg_pool2d` that keeps only its input's shape for backward, not the input itself.
+
+    PyTorch's own saves the whole input (here the spikes of the layer before, `[T·B, C, H, W]`),
+    though average pooling's gradient does not depend on it: dL/dx spreads dL/dy evenly over each
+    window. Same values and gradients (tests/test_engine_fast.py); a third less BPTT memory for the
+    small CNN.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, pool: nn.AvgPool2d) -> Tensor:
+        ctx.input_meta = (x.shape, x.stride(), x.dtype, x.device)
+        ctx.pool = pool
+        return F.avg_pool2d(x, pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode,
+                            pool.count_include_pad, pool.divisor_override)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        shape, stride, dtype, device = ctx.input_meta
+        pool = ctx.pool
+        like_input = torch.empty_strided(shape, stride, dtype=dtype, device=device)  # read for its shape only
+        kernel = _pair(pool.kernel_size)
+        grad = torch.ops.aten.avg_pool2d_backward(
+            grad_out, like_input, kernel, _pair(pool.stride if pool.stride is not None else kernel),
+            _pair(pool.padding), pool.ceil_mode, pool.count_include_pad, pool.divisor_override)
+        return grad, None
+
+
+def _pair(value) -> list[int]:
+    return [value, value] if isinstance(value, int) else list(value)
+
+
 class Folded(nn.Module):
-    """Runs a per-sample layer once over a whole sequence: `[T, B, ...] -> [T*B, ...] -> [T, B, ...]`."""
+    """Runs a per-sample layer once over a whole sequence: `[T, B, ...] -> [T*B, ...] -> [T, B, ...]`.
+
+    An `nn.AvgPool2d` runs as `_AvgPool2d`, which does not keep its input for backward.
+    """
 
     def __init__(self, layer: nn.Module):
         super().__init__()
@@ -383,7 +465,12 @@ class Folded(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         steps, batch = x.shape[:2]
-        return self.layer(x.flatten(0, 1)).unflatten(0, (steps, batch))
+        folded = x.flatten(0, 1)
+        if type(self.layer) is nn.AvgPool2d and folded.dim() == 4 and torch.is_grad_enabled() and folded.requires_grad:
+            out = _AvgPool2d.apply(folded, self.layer)
+        else:
+            out = self.layer(folded)
+        return out.unflatten(0, (steps, batch))
 
 
 class ReLU(nn.ReLU):

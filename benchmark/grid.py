@@ -71,7 +71,10 @@ def run_point(params: Params, spec: RunSpec, progress: bool) -> None:
     source_name = get_method(spec.method).source_method
     source = None
     if source_name:
-        source = resolve_run(params, spec.dataset, source_name, spec.seed, spec.profile_name, arch=spec.arch_name)
+        source = resolve_run(params, spec.dataset, source_name, spec.seed, spec.profile_name)
+        if source.arch_name != spec.arch_name:  # the leaderboard's source has another architecture
+            source = resolve_run(params, spec.dataset, source_name, spec.seed, spec.profile_name,
+                                 arch=spec.arch_name, root=spec.root)
         if not model_file(source.run_dir).exists():
             train(source, progress=progress)  # a grid of conversions needs its source trained once
     train(spec, progress=progress, source=source)

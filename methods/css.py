@@ -22,7 +22,7 @@ Ternary Self-Amplifying (TSA) neuron of layer l, per step t (params: `beta` β, 
                                                                          from a non-positive value)
         s[t] =  0   otherwise;                                           outside the window s = 0
         u[t] ← u[t] − s[t]·V                                             reset by subtraction
-    value carried: â_l = c_l·Σ_{k<T} s[t0_l + k]·β^(−k) ∈ [0, λ_l]
+    value carried: â_l = c_l·Σ_{k<T} s[t0_l + k]·β^(−k) ≈ clip(z_l, 0, λ_l), z_l the ANN's pre-activation
 `negative_spikes: false` drops the −1 branch only (the +V/2 threshold stays), so a digit fired on
 partial input can never be taken back: the temporal-coupling error. With the whole input known
 before the window (an analog input), |z − â| ≤ (V/2)·β^(−(d+T−1)), half the last digit, for

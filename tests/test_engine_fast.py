@@ -194,3 +194,30 @@ def test_compiled_path_equals_the_reference(reset, monkeypatch):
     assert not engine._compile_failed
     assert torch.equal(fast_spikes, ref_spikes)
     torch.testing.assert_close(fast_grad, ref_grad, **TOLERANCE[torch.float32])
+
+
+@pytest.mark.parametrize(
+    "pool_args, shape, channels_last",
+    [
+        (dict(kernel_size=2), (3, 4, 5, 8, 8), False),
+        (dict(kernel_size=2), (3, 4, 5, 7, 7), True),  # odd sizes: the last row/column is dropped
+        (dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False), (2, 3, 4, 9, 7), False),
+        (dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1), divisor_override=5), (2, 3, 2, 6, 9), False),
+    ],
+)
+def test_folded_average_pooling_equals_pytorch_and_saves_no_input(pool_args, shape, channels_last):
+    pool = nn.AvgPool2d(**pool_args)
+    x = currents(shape)
+    if channels_last:
+        x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, shape[:2])
+    ours, theirs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+        out = engine.Folded(pool)(ours)
+    expected = pool(theirs.flatten(0, 1)).unflatten(0, shape[:2])
+    upstream = currents(out.shape, seed=2)
+    out.backward(upstream)
+    expected.backward(upstream)
+    assert saved == []  # PyTorch's own avg_pool2d saves its whole input
+    assert torch.equal(out, expected)
+    assert torch.equal(ours.grad, theirs.grad)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
+from benchmark import engine
 from tests.perf.workloads import FULL, PROFILES, QUICK, Profile, all_finite, select_device
 
 
@@ -37,7 +38,7 @@ class Perf:
 
     def record(self, kind: str, **info) -> dict:
         """Stores `info` in the benchmark's extra_info (pytest-benchmark's JSON) and checks it is finite."""
-        info = {"kind": kind, "profile": self.profile.name, "device": str(self.device), **info}
+        info = {"kind": kind, "profile": self.profile.name, "device": str(self.device), **self.info, **info}
         self.benchmark.extra_info.update(info)
         assert all_finite(info), f"non-finite measurement: {info}"
         return info
@@ -52,8 +53,29 @@ def _profile(benchmark) -> Profile:
     return PROFILES[name]
 
 
+@pytest.fixture(autouse=True)
+def cpu_allocation_cache():
+    """Every perf test runs with `engine.cache_cpu_allocations()` on, as the harness trains (it is
+    process-wide, so every contestant of a race gets it alike); glibc's default afterwards."""
+    applied = engine.cache_cpu_allocations(True)
+    yield applied
+    engine.cache_cpu_allocations(False)
+
+
 @pytest.fixture
-def perf(benchmark) -> Perf:
+def perf(benchmark, cpu_allocation_cache):
+    """The run's profile, device and recorder. The quick profile runs on one CPU thread: it only
+    proves that every benchmark runs, and on a shared CPU two threads make each of its many tiny
+    kernels wait for a descheduled thread (seconds per test instead of a fraction)."""
     device = select_device(os.environ.get("SPIKECODE_PERF_DEVICE", "auto").strip() or "auto")
     compile_flag = os.environ.get("SPIKECODE_PERF_COMPILE", "0").strip() == "1"
-    return Perf(_profile(benchmark), device, benchmark, compile_flag)
+    perf = Perf(_profile(benchmark), device, benchmark, compile_flag)
+    perf.info["cpu_allocation_cache"] = cpu_allocation_cache
+    threads = torch.get_num_threads()
+    if perf.profile is QUICK:
+        torch.set_num_threads(1)
+    perf.info["threads"] = torch.get_num_threads()
+    try:
+        yield perf
+    finally:
+        torch.set_num_threads(threads)

@@ -6,9 +6,14 @@ allocation; CUDA: the allocator's counters). The optimizer step is left out: its
 depend on T.
 Reported: the slope (bytes per extra time step, per batch and per sample) of the least-squares line
 through the peaks, for the fused engine and (full profile) for the `lif_step` reference loop.
-Checked: the peak grows at most linearly in T: the per-step growth between consecutive T never
-exceeds the first one by more than 10 %, and the peak stays within 5 % of its range of the line.
-Memory is counted, not timed, so these checks hold in the quick profile too.
+
+Checked: the peak grows at most linearly in T. The peak is the largest of a few phases (end of
+forward, each layer's backward), each affine in T, so it is convex and piecewise linear: its growth
+per step may rise while the phase holding the peak changes (at small T, or small batches, the
+gradient buffers of the first layer can outweigh the activations), then stays constant. A term in
+T² would instead double the growth from one doubling of T to the next. So the check is that the
+growth per step over the last doubling of T is at most 10 % above the one before it.
+Memory is counted, not timed, so the check holds in the quick profile too.
 """
 
 from __future__ import annotations
@@ -48,10 +53,7 @@ def test_bptt_memory_grows_linearly_in_T(benchmark, perf, arch):
             "max_residual_bytes": residual,
             "growth_bytes_per_step": growth,
         }
-        span = values[-1] - values[0]
-        assert slope > 0 and span > 0, f"{implementation}: peak memory does not grow with T: {by_T}"
-        assert max(growth) <= 1.10 * growth[0], (
-            f"{arch} {implementation}: memory grows faster than linearly in T: per-step growth {growth}")
-        assert residual <= 0.05 * span, (
-            f"{arch} {implementation}: peaks {by_T} are {residual:.0f} B off their line (span {span} B)")
+        assert slope > 0 and values[-1] > values[0], f"{implementation}: peak memory does not grow with T: {by_T}"
+        assert growth[-1] <= 1.10 * growth[-2], (
+            f"{arch} {implementation}: memory grows faster than linearly in T: per-step growth {growth} (bytes)")
     perf.record("memory", arch=arch, batch=batch, T=list(perf.profile.memory_steps), **results)

@@ -33,6 +33,30 @@ def test_harness_vs_snntorch_per_step(benchmark, perf, arch):
             f"target ≥ {TARGET_SPEEDUP_OVER_SNNTORCH}×")
 
 
+def test_harness_vs_snntorch_single_threaded(benchmark, perf):
+    """Control for the race above: both sides on one thread (`torch.set_num_threads(1)`).
+
+    On two threads every kernel is an OpenMP fork/join; on a CPU shared with other jobs a join can
+    wait a whole scheduler slice for a descheduled thread, which costs snnTorch's thousands of
+    small per-step kernels far more than the harness's few large ones. One thread removes that
+    effect and leaves the difference in work done. Reported, not asserted.
+    """
+    steps = TARGET_STEPS
+    _, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
+    harness_network = build_snn("cnn", perf.device)
+    snntorch_network = SnnTorchPerStep(harness_network).to(perf.device)
+    race = Race({"harness": TrainStep(harness_network, spikes, labels),
+                 "snntorch": TrainStep(snntorch_network, spikes, labels)}, perf.device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        race.run(benchmark, perf.profile)
+    finally:
+        torch.set_num_threads(threads)
+    perf.record("snntorch_single_thread", arch="cnn", T=steps, batch=perf.profile.batch,
+                speedup=race.ratio("snntorch", "harness"), times=race.summary())
+
+
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
 def test_snntorch_twin_computes_the_same_network_for_integrate_and_fire(arch):
     # With β = 1 snnTorch's late, undecayed reset (U[t] = U[t-1] + I[t] − θ·S[t-1]) equals the

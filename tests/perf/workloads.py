@@ -23,6 +23,7 @@ import copy
 import json
 import math
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -66,7 +67,7 @@ class Profile:
     memory_steps: tuple[int, ...]
 
 
-FULL = Profile("full", batch=64, eval_batch=256, rounds=5, warmup=1, memory_batch=32, memory_steps=(2, 4, 8, 16))
+FULL = Profile("full", batch=64, eval_batch=256, rounds=5, warmup=1, memory_batch=64, memory_steps=(4, 8, 16, 32))
 QUICK = Profile("quick", batch=2, eval_batch=4, rounds=1, warmup=0, memory_batch=2, memory_steps=(2, 4, 8))
 PROFILES = {"full": FULL, "quick": QUICK}
 
@@ -201,21 +202,24 @@ class Race:
         self.contestants = contestants
         self.device = device
         self.times: dict[str, list[float]] = {name: [] for name in contestants}
+        self.page_faults: dict[str, list[int]] = {name: [] for name in contestants}
         self._rounds = 0
 
-    def _time(self, function: Callable) -> float:
+    def _time(self, name: str) -> None:
         synchronize(self.device)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         started = time.perf_counter()
-        function()
+        self.contestants[name]()
         synchronize(self.device)
-        return time.perf_counter() - started
+        self.times[name].append(time.perf_counter() - started)
+        self.page_faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
 
     def round(self) -> None:
         names = list(self.contestants)
         if self._rounds % 2:
             names.reverse()
         for name in names:
-            self.times[name].append(self._time(self.contestants[name]))
+            self._time(name)
         self._rounds += 1
 
     def warmup(self, rounds: int) -> None:
@@ -238,7 +242,9 @@ class Race:
         return statistics.median(a / b for a, b in zip(self.times[numerator], self.times[denominator]))
 
     def summary(self) -> dict[str, dict[str, float]]:
-        return {name: {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "rounds": len(times)}
+        """Per contestant: median and min time (ms), rounds, median minor page faults per call."""
+        return {name: {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "rounds": len(times),
+                       "page_faults": statistics.median(self.page_faults[name])}
                 for name, times in self.times.items()}
 
 
