@@ -11,4 +11,4 @@ test:
 
 bench:
 	scripts/setup.sh --test
-	.venv/bin/python -m pytest tests/perf --benchmark-enable
+	.venv/bin/python scripts/perf_table.py

@@ -119,7 +119,7 @@ def grid_table(axes: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
     table = grouped[metrics].mean()
     table["accuracy_std"] = grouped["accuracy"].std()
     table["seeds"] = grouped["seed"].count()
-    return table.reset_index()
+    return table.reset_index().sort_values(axes, kind="stable", ignore_index=True)
 
 
 def write_grid_report(name: str, axes: list[str], records: list[dict[str, Any]], out: Path) -> list[Path]:

@@ -123,6 +123,21 @@ class WSConv2d(nn.Conv2d):
 WS_LAYERS = (WSLinear, WSConv2d)
 
 
+class StaticInputFolded(Folded):
+    """A Folded synaptic layer that evaluates a time-invariant input once.
+
+    Direct input repeats the image at every step (`encode` returns an expanded view, stride 0 along
+    time), so I[t] = W·x + b is the same for every t: it is computed once and expanded. Values,
+    gradients and the op count (charged per step, as for any input) are those of `Folded`.
+    Shapes: `[T, B, ...]` -> `[T, B, ...]`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[0] > 1 and x.stride(0) == 0:
+            once = self.layer(x[0])
+            return once.unsqueeze(0).expand(x.shape[0], *once.shape)
+        return super().forward(x)
+
+
 def _with_weight_standardization(layer: nn.Module, eps: float) -> nn.Module:
     """The WS twin of a plain Linear/Conv2d (same shape and settings); other layers unchanged."""
     if isinstance(layer, nn.Linear):
@@ -239,17 +254,21 @@ class Ttfs(CodingMethod):
     def build(self, arch: ArchSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         config = self.config
 
-        def neuron(name: str = "output") -> SingleSpikeIF:
+        def neuron() -> SingleSpikeIF:
             return SingleSpikeIF(config.threshold, config.surrogate, config.slope)
 
-        output = neuron()
+        output = neuron()  # the output layer is single-spike too: one spike per class at most
         output.decoder = TemporalDecoder(config.decoder, config.T)  # trained with the network, saved with it
-        network = build_network(arch, input_shape, num_classes, make_neuron=neuron, output_neuron=output,
-                                pool=config.pool)
+        network = build_network(arch, input_shape, num_classes, make_neuron=lambda name: neuron(),
+                                output_neuron=output, pool=config.pool)
         if config.norm == "ws":
             for module in network.modules():
                 if isinstance(module, Folded):
                     module.layer = _with_weight_standardization(module.layer, config.ws_eps)
+        if config.input == "direct":
+            first = next(name for name, module in network.named_children()
+                         if isinstance(module, Folded) and isinstance(module.layer, (nn.Linear, nn.Conv2d)))
+            setattr(network, first, StaticInputFolded(getattr(network, first).layer))
         for layer in synaptic_layers(network):
             initialize_layer(layer, config.init, config.T)
         self.decoder: TemporalDecoder = output.decoder

@@ -146,6 +146,10 @@ def render(results: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         t = r["times"]
         rows.append(["channels-last, SNN (cnn)", r["T"], t["snn"]["median_ms"], t["snn_channels_last"]["median_ms"], r["snn_speedup"]])
         rows.append(["channels-last, T x ANN (cnn)", r["T"], t["T_x_ann"]["median_ms"], t["T_x_ann_channels_last"]["median_ms"], r["ann_speedup"]])
+    for r in by_kind.get("step_threads", []):
+        t = r["times"]
+        rows.append([f"per-step LIF kernels on 1 of {r['threads']} threads (cnn)", r["T"], t["all_threads"]["median_ms"],
+                     t["one_thread"]["median_ms"], r["speedup"]])
     for r in by_kind.get("allocation_cache", []):
         t = r["times"]
         rows.append([f"CPU allocation cache (cnn; page faults {t['uncached']['page_faults']:.0f} -> {t['cached']['page_faults']:.0f})",
@@ -197,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": "spikecode-perf/1",
         "provenance": provenance(torch.device(results[0].get("device", str(device))), "n/a", settings),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "load_average_1min": {r["test"]: r.get("load_average_1min") for r in results},
                     "cpu": machine.get("cpu", {}).get("brand_raw") if isinstance(machine.get("cpu"), dict) else None},
         "profile": measured_profile,
         "targets": targets if measured_profile == "full" else {},

@@ -24,7 +24,8 @@ def smoke_params(**changes) -> dict:
     """The repository's params.yaml switched to the smoke profile on digits, with `changes` applied."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["profile"] = "smoke"
-    params["run"].update({"datasets": ["digits"], "methods": ["ann", "rate"], "seeds": [0]})
+    params["run"].update({"datasets": ["digits"], "methods": ["ann", "rate"], "seeds": [0], "grids": [],
+                          "conversions": [{"method": "convert", "source": "ann"}]})
     for dotted, value in changes.items():
         *path, last = dotted.split(".")
         node = params

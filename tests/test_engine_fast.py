@@ -221,3 +221,32 @@ def test_folded_average_pooling_equals_pytorch_and_saves_no_input(pool_args, sha
     assert saved == []  # PyTorch's own avg_pool2d saves its whole input
     assert torch.equal(out, expected)
     assert torch.equal(ours.grad, theirs.grad)
+
+
+def test_step_threads_change_nothing_but_speed_and_are_restored(monkeypatch):
+    threads = torch.get_num_threads()
+    current = currents((5, 4, 300))
+    results = []
+    for setting in (None, 1):
+        monkeypatch.setattr(engine, "_step_threads", setting)
+        x = current.clone().requires_grad_(True)
+        out = lif_sequence(x, **settings(reset="zero"))
+        out.backward(torch.ones_like(out))
+        results.append((out, x.grad))
+        assert torch.get_num_threads() == threads
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    with pytest.raises(ValueError, match="step threads"):
+        engine.set_step_threads(0)
+
+
+def test_prefer_channels_last_converts_cpu_cnns_only_and_keeps_values():
+    torch.manual_seed(0)
+    cnn = nn.Sequential(engine.Folded(nn.Conv2d(2, 4, 3, padding=1)), LIF(beta=0.9),
+                        engine.Folded(nn.AvgPool2d(2)), engine.Folded(nn.Flatten()), engine.Folded(nn.Linear(16, 3)))
+    x = (torch.rand(3, 2, 2, 4, 4) < 0.5).float()
+    before = cnn(x)
+    assert engine.prefer_channels_last(cnn, "cpu") is cnn
+    assert cnn[0].layer.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(cnn(x), before)
+    mlp = nn.Sequential(engine.Folded(nn.Linear(4, 3)))
+    assert engine.prefer_channels_last(mlp, "cpu") is mlp

@@ -47,7 +47,7 @@ def project(tmp_path_factory):
 
 def test_dvc_repro_writes_the_leaderboard_for_every_method(project):
     records = read_json(project / "reports" / "leaderboard.json")["records"]
-    assert sorted(r["method"] for r in records) == ["ann", "rate"]
+    assert sorted(r["method"] for r in records) == ["ann", "convert", "rate"]
     assert all(r["robustness"] is not None and r["energy"]["tier2_pj"] is not None for r in records)
     assert (project / "reports" / "digits-smoke" / "leaderboard.md").exists()
     assert (project / "reports" / "site" / "index.html").exists()

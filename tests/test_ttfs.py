@@ -17,7 +17,8 @@ from benchmark.ops import OpCounter
 from benchmark.registry import check_contract, create_method
 from benchmark.semantics import EventKind
 from benchmark.temporal import SingleSpikeIF
-from methods.ttfs import WSConv2d, WSLinear, data_driven_init, fold_for_inference, initialize_layer, standardize
+from methods.ttfs import (StaticInputFolded, WSConv2d, WSLinear, data_driven_init, fold_for_inference, initialize_layer,
+                          standardize)
 
 MLP = ArchSpec(kind="mlp", hidden=[32, 24])
 CNN = ArchSpec(kind="cnn", conv=[4, "M", 6, "M"], hidden=[16])
@@ -226,6 +227,29 @@ def test_direct_input_repeats_the_image_and_latency_input_sends_one_spike_per_pi
     assert latency.shape == (4, 3, *SHAPE) and torch.equal(latency.sum(0), torch.ones_like(images))
     assert latency_method.input_semantics.event_kind is EventKind.BINARY
     assert make().input_semantics.event_kind is EventKind.ANALOG
+
+
+@pytest.mark.parametrize("arch, shape", [(MLP, SHAPE), (CNN, (1, 12, 12))], ids=["mlp", "cnn"])
+def test_the_static_input_layer_equals_the_folded_one_in_values_gradients_and_op_counts(arch, shape):
+    # direct input: the first synaptic layer computes W·x once for all T steps
+    method = make({}, arch, shape)
+    first = next(m for m in method.network if isinstance(m, Folded) and not isinstance(m.layer, nn.Flatten))
+    assert isinstance(first, StaticInputFolded)
+    images = torch.rand(8, *shape)
+    labels = torch.arange(8) % 10
+    results = []
+    for static in (True, False):
+        name = next(n for n, m in method.network.named_children() if m is first or m.layer is first.layer)
+        setattr(method.network, name, StaticInputFolded(first.layer) if static else Folded(first.layer))
+        method.network.zero_grad()
+        with OpCounter(method.network, method.input_semantics) as counter:
+            output = method.forward(images)
+        method.loss(output, labels).backward()
+        results.append((output.detach(), first.layer.weight.grad.clone(), counter.compute().totals))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
+    assert results[0][1].abs().sum() > 0
+    assert results[0][2] == results[1][2]
 
 
 def test_the_readout_decodes_with_the_configured_weights():

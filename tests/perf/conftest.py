@@ -3,6 +3,8 @@
 `pytest tests/perf --benchmark-enable` runs the full profile and asserts the targets of issue 9;
 the normal test command (`--benchmark-disable`, pyproject's default) runs every benchmark once on
 tiny inputs and checks only that it produces finite numbers (ratios of one tiny round are noise).
+Every perf test runs with `benchmark.engine.cache_cpu_allocations()` on (process-wide, so all the
+contestants of a race alike); the quick profile runs on one CPU thread.
 
 Environment (pytest options cannot be added from a conftest below the root, so these are variables):
 
@@ -38,7 +40,8 @@ class Perf:
 
     def record(self, kind: str, **info) -> dict:
         """Stores `info` in the benchmark's extra_info (pytest-benchmark's JSON) and checks it is finite."""
-        info = {"kind": kind, "profile": self.profile.name, "device": str(self.device), **self.info, **info}
+        info = {"kind": kind, "profile": self.profile.name, "device": str(self.device), **self.info, **info,
+                "load_average_1min": os.getloadavg()[0]}  # other jobs on the machine while it ran
         self.benchmark.extra_info.update(info)
         assert all_finite(info), f"non-finite measurement: {info}"
         return info

@@ -53,16 +53,19 @@ def test_fused_neuron_vs_reference_loop(benchmark, perf, arch):
 
 
 def test_channels_last_cnn(benchmark, perf):
-    """Channels-last (NHWC) convolutions for the CNN, SNN and ANN alike; reported, not asserted."""
+    """`engine.prefer_channels_last` (NHWC convolutions) for the CNN, SNN and ANN alike; reported.
+    On CUDA the helper leaves the network as it is, so both sides of each pair are the same."""
     steps = TARGET_STEPS
     images, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
-    cl = torch.channels_last
+    def nhwc(network):
+        return engine.prefer_channels_last(network, perf.device)
+
     contestants = {
         "snn": TrainStep(build_snn("cnn", perf.device), spikes, labels),
-        "snn_channels_last": TrainStep(build_snn("cnn", perf.device).to(memory_format=cl), spikes, labels),
+        "snn_channels_last": TrainStep(nhwc(build_snn("cnn", perf.device)), spikes, labels),
         "T_x_ann": repeat(TrainStep(build_ann("cnn", perf.device), images.unsqueeze(0), labels), steps),
         "T_x_ann_channels_last": repeat(
-            TrainStep(build_ann("cnn", perf.device).to(memory_format=cl), images.unsqueeze(0), labels), steps),
+            TrainStep(nhwc(build_ann("cnn", perf.device)), images.unsqueeze(0), labels), steps),
     }
     race = Race(contestants, perf.device)
     race.run(benchmark, perf.profile)
@@ -70,6 +73,30 @@ def test_channels_last_cnn(benchmark, perf):
                 snn_speedup=race.ratio("snn", "snn_channels_last"),
                 ann_speedup=race.ratio("T_x_ann", "T_x_ann_channels_last"),
                 ratio_channels_last=race.ratio("snn_channels_last", "T_x_ann_channels_last"))
+
+
+def test_per_step_kernels_on_one_thread(benchmark, perf):
+    """The fused LIF's per-step kernels on one thread (the default) and on PyTorch's threads, CNN."""
+    if perf.device.type != "cpu":
+        pytest.skip("thread counts concern the CPU")
+    steps = TARGET_STEPS
+    _, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
+
+    def with_step_threads(threads, step):
+        def run():
+            engine.set_step_threads(threads)
+            try:
+                step()
+            finally:
+                engine.set_step_threads(1)
+        return run
+
+    race = Race({"one_thread": with_step_threads(1, TrainStep(build_snn("cnn", perf.device), spikes, labels)),
+                 "all_threads": with_step_threads(None, TrainStep(build_snn("cnn", perf.device), spikes, labels))},
+                perf.device)
+    race.run(benchmark, perf.profile)
+    perf.record("step_threads", arch="cnn", T=steps, batch=perf.profile.batch, threads=torch.get_num_threads(),
+                speedup=race.ratio("all_threads", "one_thread"), times=race.summary())
 
 
 def test_compiled_engine_vs_eager(benchmark, perf):
