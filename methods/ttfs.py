@@ -2,10 +2,12 @@
 Training Time-to-First-Spike Spiking Neural Networks from Scratch", arXiv 2410.23619 (METHODS.md §3).
 
 Every neuron fires at most once; BPTT with a surrogate gradient. With l the layer, t = 0..T-1
-(T: `T`), and the params.yaml key of each symbol in brackets:
+(T: `T`), and the params.yaml key of each symbol in backticks:
 
 Input (`input`):
-    direct    X[t] = x                                 the analog image at every step (MACs)
+    direct    X[t] = x                                 the analog image at every step (MACs); the
+                                                       first layer's W·x is computed once and
+                                                       repeated (StaticInputFolded), charged per step
     latency   X[t] = 1[t = round((1 − x)·(T − 1))]     one spike per pixel, per sample (ACs)
 
 Synapses, weight standardization (`norm` = ws) with learnable gain g and bias b:
@@ -15,7 +17,7 @@ Synapses, weight standardization (`norm` = ws) with learnable gain g and bias b:
 
 Neuron, single-spike IF (benchmark/temporal.py):
     H[t] = V[t-1] + I[t];  S[t] = Θ(H[t] − θ)·(1 − M[t-1]);  M[t] = M[t-1] + S[t];  V[t] = H[t]
-  θ: `threshold`; Θ' is the sigmoid surrogate α·σ(αx)(1 − σ(αx)), α: `slope` (paper: 4).
+  θ: `threshold`; Θ' is the surrogate `surrogate` (paper: sigmoid α·σ(αx)(1 − σ(αx)), α = `slope` = 4).
   The output layer is the same neuron: one spike per class at most.
 
 Pooling (`pool`; convolutional architectures): avg (default) averages spikes, a linear map that
