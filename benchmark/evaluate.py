@@ -73,12 +73,18 @@ def throughput(method: CodingMethod, images: torch.Tensor, device: torch.device,
     return len(images) / (time.perf_counter() - started)
 
 
-def evaluate(spec: RunSpec, progress: bool = True) -> dict[str, Any]:
+def load_for_evaluation(spec: RunSpec) -> tuple[CodingMethod, Prepared, torch.device, torch.Tensor, torch.Tensor]:
+    """(trained method on its device in eval mode, dataset, device, test images, test labels)."""
     device = Processes.from_env().device
     data = load_prepared(spec.dataset)
     method = load_model(spec, data)
     method.network.to(device).eval()
     images, labels = test_split(data, spec)
+    return method, data, device, images, labels
+
+
+def evaluate(spec: RunSpec, progress: bool = True) -> dict[str, Any]:
+    method, data, device, images, labels = load_for_evaluation(spec)
     batch_size = spec.profile.eval_batch_size
     generator = torch.Generator().manual_seed(seed_for(spec.seed, 0, stream=3000))
 

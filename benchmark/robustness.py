@@ -238,16 +238,10 @@ def run_robustness(spec, progress: bool = True) -> dict[str, Any]:
     is computed by the report, which holds both runs' results (so retraining the baseline does not
     rerun every method's stage)."""
     from benchmark.config import DATASETS_DIR
-    from benchmark.data import load_prepared
-    from benchmark.evaluate import test_split
+    from benchmark.evaluate import load_for_evaluation
     from benchmark.io import write_json
-    from benchmark.train import Processes, load_model
 
-    device = Processes.from_env().device
-    data = load_prepared(spec.dataset)
-    method = load_model(spec, data)
-    method.network.to(device).eval()
-    images, labels = test_split(data, spec)
+    method, _, device, images, labels = load_for_evaluation(spec)
     samples = spec.profile.robustness_samples
     if samples:
         images, labels = images[:samples], labels[:samples]
