@@ -122,10 +122,28 @@ def grid_table(axes: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
     return table.reset_index().sort_values(axes, kind="stable", ignore_index=True)
 
 
+def main_effects(axes: list[str], table: pd.DataFrame) -> pd.DataFrame:
+    """For every axis of two or more values and each of its values: the mean accuracy over all the
+    other axes' combinations, and its difference from the axis's best value (an ablation's summary)."""
+    rows = []
+    for axis in axes:
+        if table[axis].nunique() < 2:
+            continue
+        means = table.groupby(axis, sort=False)["accuracy"].mean()
+        for value, accuracy in means.items():
+            rows.append({"axis": axis, "value": value, "mean_accuracy": accuracy,
+                         "vs_best": accuracy - means.max(), "points": int((table[axis] == value).sum())})
+    return pd.DataFrame(rows, columns=["axis", "value", "mean_accuracy", "vs_best", "points"])
+
+
 def write_grid_report(name: str, axes: list[str], records: list[dict[str, Any]], out: Path) -> list[Path]:
     table = grid_table(axes, records)
     paths = [out / "table.md", out / "table.csv", out / "records.json", out / "accuracy.png"]
-    atomic_write_text(paths[0], f"# Grid `{name}`\n\n" + _markdown(table) + "\n")
+    text = f"# Grid `{name}`\n\n" + _markdown(table) + "\n"
+    if len(axes) > 1:
+        text += ("\n## Main effects\n\nMean accuracy (%) at each value of an axis, over every combination of the "
+                 "other axes; `vs_best` is the gap to that axis's best value.\n\n" + _markdown(main_effects(axes, table)) + "\n")
+    atomic_write_text(paths[0], text)
     atomic_write_text(paths[1], table.to_csv(index=False))
     write_json(paths[2], {"schema": 1, "grid": name, "records": records})
     atomic_write_bytes(paths[3], _plot(name, axes, table))

@@ -24,7 +24,8 @@ Per synaptic layer and time step t (x[t] the input `[B, ...]`, nz = its nonzero 
 
 Per neuron layer (a module with `op_semantics`), y[t] its output `[B, ...]`:
 
-    spikes[t]       = nonzeros of y[t]  (0 for an analog producer: its outputs are not spikes)
+    spikes[t]       = nonzeros of y[t]  (0 for an analog producer: its outputs are not spikes;
+                      nonzeros of `module.events(y)[t]` for a module that defines `events`)
     neurons         = elements of y[t] per sample
     neuron_updates  = neurons · T per sample when `stateful`, else 0
     update_acs      = neuron_updates · op_semantics.update_acs     (likewise update_macs)
@@ -57,6 +58,7 @@ Shapes: the network's input and every hooked module's input/output are `[T, B, .
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,6 +219,7 @@ class OpCounter:
     def reset(self) -> None:
         self._samples = 0
         self._steps = 0
+        self._memo: tuple[weakref.ref, int, list[int]] | None = None
         self._tallies = {site.name: _Tally() for site in self.sites}
 
     def __enter__(self) -> "OpCounter":
@@ -231,28 +234,47 @@ class OpCounter:
         steps, batch = _time_batch(inputs[0], "the network input")
         self._samples += batch
         self._steps = max(self._steps, steps)
+        self._memo = None  # a new forward call: no tensor of the last one is counted again
+
+    def _nonzeros_per_step(self, x: Tensor) -> list[int]:
+        """Nonzeros of `x [T, B, ...]` per step, summed over the batch; memoised for the tensor.
+
+        A neuron's output often feeds the next synaptic layer as it is (the MLP: LIF -> Linear):
+        both hooks see the same tensor, which is counted once. The memo holds a weak reference,
+        so it keeps no tensor alive, and the tensor's version counter, so an in-place change
+        between the two hooks is counted anew.
+        """
+        memo = self._memo
+        if memo is not None and memo[0]() is x and memo[1] == x._version:
+            return memo[2]
+        counts = _nonzeros(x, keep=1).tolist()
+        self._memo = (weakref.ref(x), x._version, counts)
+        return counts
 
     def _synapse_hook(self, site: _Site):
         layer = site.layer
+        covers: dict[tuple, Tensor] = {}  # fan-out grid per input/output size: static, [H, W] ints
 
         @torch.no_grad()
         def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
             tally = self._tallies[site.name]  # looked up per call: reset() replaces the tallies
             x = inputs[0]
             steps, batch = _time_batch(x, f"the input of {site.name!r}")
-            present = x != 0
             if isinstance(layer, nn.Linear):
                 per_sample_dense = x[0, 0].numel() * layer.out_features
-                effective = present.flatten(1).sum(1) * layer.out_features
+                effective = [count * layer.out_features for count in self._nonzeros_per_step(x)]
             else:
                 fan = layer.out_channels // layer.groups
                 kh, kw = layer.kernel_size
                 per_sample_dense = output[0, 0].numel() * (layer.in_channels // layer.groups) * kh * kw
-                cover = _conv_cover(layer, x.shape[-2:], output.shape[-2:], x.device)
-                effective = (present.sum((1, 2)) * cover).sum((1, 2)) * fan  # [T]
+                key = (tuple(x.shape[-2:]), tuple(output.shape[-2:]), x.device)
+                if key not in covers:
+                    covers[key] = _conv_cover(layer, x.shape[-2:], output.shape[-2:], x.device)
+                present = _nonzeros(x, keep=x.dim() - 2)  # [T, H, W]: over the batch and channels
+                effective = ((present * covers[key]).sum((1, 2)) * fan).tolist()
             tally.dense += per_sample_dense * steps * batch
             tally.in_elements, tally.out_elements = x[0, 0].numel(), output[0, 0].numel()
-            _add(tally.effective, effective.tolist())
+            _add(tally.effective, effective)
 
         return hook
 
@@ -266,7 +288,7 @@ class OpCounter:
             tally.neurons = output[0, 0].numel()
             tally.in_elements, tally.out_elements = inputs[0][0, 0].numel(), tally.neurons
             if semantics.event_kind.is_spike:
-                _add(tally.spikes, (output != 0).flatten(1).sum(1).tolist())
+                _add(tally.spikes, self._nonzeros_per_step(output))
             if semantics.stateful:
                 tally.updates += tally.neurons * steps * batch
 
@@ -333,6 +355,28 @@ def _time_batch(x: Any, what: str) -> tuple[int, int]:
         raise OpCountError(f"{what} must be a tensor [T, B, ...], got {type(x).__name__} "
                            f"{tuple(getattr(x, 'shape', ()))}")
     return x.shape[0], x.shape[1]
+
+
+_EXACT_FLOAT_SUM = 1 << 24  # float32 adds integers exactly up to 2^24
+
+
+def _nonzeros(x: Tensor, keep: int) -> Tensor:
+    """int64 `x.shape[:keep]`: nonzero elements of `x` summed over the dims `[1, dim − (keep − 1))`
+    (the batch, and what lies between it and the `keep − 1` trailing dims). keep = 1: per step
+    `[T]`; keep = 3 on `[T, B, C, H, W]`: per step and pixel `[T, H, W]`.
+
+    Exact and fast: the nonzero flags are written as float32 0/1 (one vectorised pass, no bool
+    tensor) and summed in float32 over slices of fewer than 2^24 elements (sums of 0/1 that
+    stay exact), then in int64. The flags are summed per sample first, the batch last.
+    """
+    trailing = x.shape[x.dim() - (keep - 1):] if keep > 1 else ()
+    grid = x.reshape(x.shape[0], x.shape[1], -1, *trailing)  # [T, B, inner, *trailing]
+    flags = torch.ne(grid, 0, out=torch.empty(grid.shape, dtype=torch.float32, device=x.device))
+    if grid.shape[2] < _EXACT_FLOAT_SUM:
+        per_sample = flags.sum(2).to(torch.int64)  # [T, B, *trailing]
+    else:
+        per_sample = flags.to(torch.int64).sum(2)
+    return per_sample.sum(1)
 
 
 def _add(total: list, values: list) -> None:

@@ -26,10 +26,18 @@ Temporal decoding of an output spike train S_c[t] (`[T, B, classes]`):
     learned  w_t = Σ_{τ ≥ t} (softplus(a_τ) + ε)    a trainable; positive increments keep w
                                                      strictly decreasing; starts equal to linear
 
+Output layer (`SingleSpikeOutput`): the same neuron, but it emits its membrane H_c[t] = Σ_{τ≤t} I_c[τ]
+and the method fires it with `fire_once` (the same S[t] and the same gradient as `SingleSpikeIF`),
+so that the readout sees by how much each class crossed θ as well as when.
+
 First-spike readout (early exit): the class whose output neuron fires first wins; the decision
 step is the number of steps consumed, first output spike at t → t + 1. Ties among the earliest
-classes (and the case where no class fires, decision step T) are broken by a score
-(`ttfs`: O; with one spike per class the tied O are equal, so the lowest class index wins).
+classes (and the case where no class fires, decision step T) are broken by a score:
+
+    membrane   H_c[t*] at the earliest step t* (T − 1 when nothing fired): the class that crossed θ
+               by most, i.e. the first to cross in continuous time when I is constant within a step
+    decoder    O (the paper's wording; with one spike per class the tied O are equal, so the lowest
+               class index wins)
 
 Latency input coding of an intensity x ∈ [0, 1], per sample (never normalised over the batch):
 
@@ -114,6 +122,20 @@ def single_spike_sequence(
     return torch.stack(spikes), state
 
 
+def fire_once(
+    membrane: Tensor, *, threshold: float, surrogate: SurrogateName = "sigmoid", slope: float = 4.0
+) -> Tensor:
+    """The spikes of a single-spike IF layer from its membrane sequence H (no reset: V[t] = H[t]):
+    S[t] = Θ(H[t] − θ)·(1 − M[t-1]), M[t] = M[t-1] + S[t]. Shapes: `[T, B, ...]` -> `[T, B, ...]`."""
+    fired = torch.zeros_like(membrane[0])
+    spikes = []
+    for h in membrane:
+        s = spike(h - threshold, surrogate, slope) * (1 - fired)
+        fired = fired + s
+        spikes.append(s)
+    return torch.stack(spikes)
+
+
 class SingleSpikeIF(nn.Module):
     """Multi-step single-spike IF layer: currents `[T, B, ...]` -> spikes `[T, B, ...]`, Σ_t S ≤ 1.
 
@@ -136,6 +158,43 @@ class SingleSpikeIF(nn.Module):
 
     def extra_repr(self) -> str:
         return f"threshold={self.threshold}, surrogate={self.surrogate}({self.slope})"
+
+
+class SingleSpikeOutput(nn.Module):
+    """Output layer of the single-spike methods: currents `[T, B, C]` -> membrane H `[T, B, C]`,
+    H[t] = H[t-1] + I[t]. `spikes(H)` fires it (`fire_once`): one spike per class at most.
+
+    Its spikes reach no synapse, so they cost no synaptic op; the op counter charges its neuron
+    updates (one addition per class and step) and counts its spikes with `events`.
+    """
+
+    def __init__(self, threshold: float = 1.0, surrogate: SurrogateName = "sigmoid", slope: float = 4.0):
+        super().__init__()
+        if threshold <= 0:
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        self.threshold, self.surrogate, self.slope = threshold, surrogate, slope
+        self.op_semantics = OpSemantics(EventKind.BINARY, payload_bits=1, update_acs=1)
+
+    def forward(self, current: Tensor) -> Tensor:
+        return current.cumsum(0)
+
+    def spikes(self, membrane: Tensor) -> Tensor:
+        return fire_once(membrane, threshold=self.threshold, surrogate=self.surrogate, slope=self.slope)
+
+    def events(self, membrane: Tensor) -> Tensor:
+        """What the layer emits on the wire, for the op counter: its spikes (`[T, B, C]`)."""
+        return first_crossings(membrane, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, surrogate={self.surrogate}({self.slope})"
+
+
+def first_crossings(membrane: Tensor, threshold: float) -> Tensor:
+    """Forward value of `fire_once` without autograd: 1 at the first t with H[t] ≥ θ.
+    Shapes: `[T, B, ...]` -> `[T, B, ...]` (dtype of `membrane`)."""
+    above = membrane >= threshold
+    before = above.cumsum(0) - above.to(torch.long)  # crossings strictly before t
+    return (above & (before == 0)).to(membrane.dtype)
 
 
 # --- temporal output decoders -----------------------------------------------------------------
@@ -223,6 +282,15 @@ def first_spike_readout(spikes: Tensor, score: Tensor) -> Readout:
     prediction = masked.argmax(dim=1)  # the first maximum: the lowest class index among equal scores
     decision_step = (earliest + 1).clamp(max=steps)
     return Readout(prediction, decision_step)
+
+
+def membrane_at_first_spike(spikes: Tensor, membrane: Tensor) -> Tensor:
+    """Tie-break score: H_c[t*] with t* the earliest output spike of the sample (T − 1 when none).
+    Shapes: spikes, membrane `[T, B, C]` -> `[B, C]`."""
+    steps = spikes.shape[0]
+    earliest = first_spike_times(spikes).min(dim=1).values.clamp(max=steps - 1)  # [B]
+    index = earliest.view(1, -1, 1).expand(1, *membrane.shape[1:])
+    return membrane.detach().gather(0, index).squeeze(0)
 
 
 # --- latency input coding ---------------------------------------------------------------------

@@ -50,3 +50,17 @@ def test_a_grid_runs_every_point_writes_its_table_and_skips_finished_points(grid
     capsys.readouterr()
     assert main(["grid", "rate-T", "--no-progress"]) == 0
     assert capsys.readouterr().out.count("done before") == 4
+
+
+def test_main_effects_average_each_value_over_the_other_axes():
+    import pandas as pd
+
+    from benchmark.grid import main_effects
+
+    # init ∈ {a, b} × norm ∈ {ws, none}: a = (90 + 80)/2 = 85, b = (70 + 60)/2 = 65; ws = 80, none = 70
+    table = pd.DataFrame({"init": ["a", "a", "b", "b"], "norm": ["ws", "none", "ws", "none"], "T": [8] * 4,
+                          "accuracy": [90.0, 80.0, 70.0, 60.0]})
+    effects = main_effects(["init", "norm", "T"], table)
+    assert effects[["axis", "value", "mean_accuracy", "vs_best"]].values.tolist() == [
+        ["init", "a", 85.0, 0.0], ["init", "b", 65.0, -20.0], ["norm", "ws", 80.0, 0.0], ["norm", "none", 70.0, -10.0]]
+    assert effects["points"].tolist() == [2, 2, 2, 2]  # T has one value: no effect row

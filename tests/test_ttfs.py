@@ -16,7 +16,7 @@ from benchmark.errors import ConfigError
 from benchmark.ops import OpCounter
 from benchmark.registry import check_contract, create_method
 from benchmark.semantics import EventKind
-from benchmark.temporal import SingleSpikeIF
+from benchmark.temporal import SingleSpikeIF, SingleSpikeOutput, fire_once
 from methods.ttfs import (StaticInputFolded, WSConv2d, WSLinear, data_driven_init, fold_for_inference, initialize_layer,
                           standardize)
 
@@ -37,6 +37,9 @@ def neuron_spike_counts(method, images) -> dict[str, torch.Tensor]:
         if isinstance(module, SingleSpikeIF):
             handles.append(module.register_forward_hook(
                 lambda mod, inp, out, name=name: counts.__setitem__(name, out.sum(0))))
+        if isinstance(module, SingleSpikeOutput):  # emits its membrane; its spikes are spikes(H)
+            handles.append(module.register_forward_hook(
+                lambda mod, inp, out, name=name: counts.__setitem__(name, mod.spikes(out).sum(0))))
     with torch.no_grad():
         method.forward(images)
     for handle in handles:
@@ -139,8 +142,8 @@ def test_the_folded_network_equals_the_unfolded_one(arch, shape):
         unfolded_current = method.network[:-1](x)
         folded_current = folded[:-1](x)
     assert torch.allclose(unfolded_current, folded_current, atol=1e-6)
-    assert torch.equal(unfolded_out, folded_out)
-    assert unfolded_out.sum() > 0
+    assert torch.equal(method.spikes(unfolded_out), method.spikes(folded_out))
+    assert method.spikes(unfolded_out).sum() > 0
     # the op counter charges both the same
     counts = []
     for network in (method.network, folded):
@@ -253,10 +256,12 @@ def test_the_static_input_layer_equals_the_folded_one_in_values_gradients_and_op
 
 
 def test_the_readout_decodes_with_the_configured_weights():
-    # T = 4; class 3 fires first (t = 1) -> prediction 3, decision step 2; O from the linear decoder
+    # T = 4, θ = 1; the output is the membrane H: class 3 crosses θ at t = 1, class 7 at t = 2
+    # -> prediction 3, decision step 2; O from the linear decoder: w_1 = 0.75, w_2 = 0.5
     method = make({"T": 4})
     output = torch.zeros(4, 1, 10)
-    output[1, 0, 3] = output[2, 0, 7] = 1
+    output[1:, 0, 3] = 1.0
+    output[2:, 0, 7] = 1.5
     readout = method.readout(output)
     assert readout.prediction.tolist() == [3] and readout.decision_step.tolist() == [2]
     assert method.decode(output)[0, [3, 7]].tolist() == [0.75, 0.5]
@@ -310,3 +315,31 @@ def test_a_tiny_training_run_lowers_the_loss_and_keeps_one_spike_per_neuron():
     assert accuracy > 0.5
     counts = neuron_spike_counts(method, images)
     assert all(c.max() <= 1 for c in counts.values())
+
+
+def test_a_tie_at_the_first_output_spike_goes_to_the_class_that_crossed_the_threshold_by_most():
+    # T = 3, θ = 1: classes 2 and 5 both cross at t = 0 (H = 1.2 and 1.7): membrane picks 5, the
+    # decoder's O (1 for both) picks the lower index 2; no spike at all -> argmax of H[T-1]
+    output = torch.zeros(3, 2, 10)
+    output[:, 0, 2], output[:, 0, 5] = 1.2, 1.7
+    output[:, 1, 4], output[:, 1, 8] = torch.tensor([0.1, 0.3, 0.6]), torch.tensor([0.2, 0.4, 0.5])
+    by_membrane = make({"T": 3}).readout(output)
+    by_decoder = make({"T": 3, "tie_break": "decoder"}).readout(output)
+    assert by_membrane.prediction.tolist() == [5, 4]
+    assert by_decoder.prediction.tolist() == [2, 0]  # sample 1: all O = 0 -> the lowest index
+    assert by_membrane.decision_step.tolist() == by_decoder.decision_step.tolist() == [1, 3]
+
+
+def test_the_output_layer_fires_like_the_single_spike_neuron_with_the_same_gradient():
+    torch.manual_seed(0)
+    current = torch.randn(6, 4, 10, requires_grad=True)
+    reference = SingleSpikeIF(threshold=0.8, slope=4.0)(current)
+    output = SingleSpikeOutput(threshold=0.8, slope=4.0)
+    spikes = output.spikes(output(current))
+    assert torch.equal(spikes, reference)
+    assert torch.equal(output.events(output(current)), reference.detach())
+    weights = torch.randn(6, 4, 10)
+    (grad_reference,) = torch.autograd.grad((reference * weights).sum(), current)
+    (grad_output,) = torch.autograd.grad((spikes * weights).sum(), current)
+    assert torch.allclose(grad_output, grad_reference, atol=1e-6)
+    assert grad_reference.abs().sum() > 0
