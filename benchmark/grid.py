@@ -11,7 +11,8 @@
 
 Every combination of the axes' values is one point: a full run (train or convert, evaluate,
 energy) in `runs/grids/<grid>/<dataset>/<method>@<point>/<seed>/`, with the same record as a
-leaderboard run. A point whose results exist under the same settings is not run again, so an
+leaderboard run. A conversion grid converts the leaderboard's source run, or, for another
+architecture, a source trained once in `runs/grids/sources/` and shared by every grid. A point whose results exist under the same settings is not run again, so an
 interrupted grid resumes where it stopped. `spikecode grid NAME` writes
 `reports/grids/<grid>/{table.md, table.csv, records.json, accuracy.png}`.
 """
@@ -72,9 +73,11 @@ def run_point(params: Params, spec: RunSpec, progress: bool) -> None:
     source = None
     if source_name:
         source = resolve_run(params, spec.dataset, source_name, spec.seed, spec.profile_name)
-        if source.arch_name != spec.arch_name:  # the leaderboard's source has another architecture
+        if source.arch_name != spec.arch_name:  # the leaderboard's source has another architecture:
+            # trained once under runs/grids/sources/, shared by every grid converting that architecture
             source = resolve_run(params, spec.dataset, source_name, spec.seed, spec.profile_name,
-                                 arch=spec.arch_name, root=spec.root)
+                                 arch=spec.arch_name, label=f"{source_name}@arch={spec.arch_name}",
+                                 root=GRIDS_RUNS / "sources")
         if not model_file(source.run_dir).exists():
             train(source, progress=progress)  # a grid of conversions needs its source trained once
     train(spec, progress=progress, source=source)

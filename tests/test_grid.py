@@ -64,3 +64,18 @@ def test_main_effects_average_each_value_over_the_other_axes():
     assert effects[["axis", "value", "mean_accuracy", "vs_best"]].values.tolist() == [
         ["init", "a", 85.0, 0.0], ["init", "b", 65.0, -20.0], ["norm", "ws", 80.0, 0.0], ["norm", "none", 70.0, -10.0]]
     assert effects["points"].tolist() == [2, 2, 2, 2]  # T has one value: no effect row
+
+
+def test_conversion_grids_on_another_architecture_share_one_trained_source(workspace, capsys):
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["architectures"]["tiny"] = {"kind": "mlp", "hidden": [12]}
+    params["grids"] = {name: {"method": "convert", "dataset": "digits", "arch": "tiny", "seeds": [0], "axes": {"T": [T]}}
+                       for name, T in (("first", 2), ("second", 4))}
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["grid", "first", "--no-progress"]) == 0
+    source = workspace / "runs" / "grids" / "sources" / "digits" / "ann@arch=tiny" / "0" / "model.pt"
+    trained_at = source.stat().st_mtime_ns
+    assert main(["grid", "second", "--no-progress"]) == 0
+    assert source.stat().st_mtime_ns == trained_at  # the second grid converted the same network
+    record = read_json(workspace / "reports" / "grids" / "second" / "records.json")["records"][0]
+    assert record["arch"] == "tiny" and record["T"] == 4
