@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser("prepare", help="check and prepare a dataset under datasets/<name>/")
     prepare.add_argument("dataset", help="dataset name (see `spikecode list`)")
     prepare.add_argument("--download", action="store_true",
-                         help="let torchvision download missing files (needs network access)")
+                         help="let torchvision or tonic download missing files (needs network access)")
     prepare.add_argument("--skip-missing", action="store_true",
                          help="when the raw files are absent, mark the dataset skipped instead of failing (the pipeline uses this)")
 

@@ -6,7 +6,8 @@ Layout (every key is checked; an unknown or ill-typed key is a ConfigError namin
     run: {datasets, methods, seeds}    what `dvc repro` runs (the DVC matrix)
     profiles.<name>                    schedule and architectures of a profile, per-method overrides
     architectures.<name>               named networks (benchmark.arch.ArchSpec)
-    datasets.<name>                    split settings
+    datasets.<name>                    split settings; event datasets: `framing`, and `simulation` for a
+                                       simulated one (benchmark.events)
     methods.<name>                     hyperparameters, validated by the method's own Config
     energy                             the tier-1 cost model
     references                         paper figures, shown only as labelled reference rows
@@ -25,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmark.arch import ArchSpec
 from benchmark.errors import ConfigError
+from benchmark.event_camera import EventCamera
+from benchmark.events import Framing
 
 DEFAULT_PARAMS = Path("params.yaml")
 RUNS_DIR = Path("runs")
@@ -66,6 +69,9 @@ class Profile(_Strict):
 class DatasetParams(_Strict):
     val_fraction: float = Field(0.1, ge=0, lt=1)
     split_seed: int = 0
+    framing: Framing | None = Field(None, description="event datasets: how events become frames (benchmark.events)")
+    simulation: EventCamera | None = Field(None, description="simulated event datasets: the camera "
+                                                             "(benchmark.event_camera)")
 
 
 class EnergyParams(_Strict):
@@ -156,7 +162,7 @@ class RunSpec:
                 "profile": self.profile.model_dump(exclude={"methods", "description"}),
                 "arch": self.arch.model_dump(),
                 "hyperparameters": self.hyperparameters,
-                "split": self.dataset_params.model_dump(),
+                "split": self.dataset_params.model_dump(exclude_none=True),  # as before event datasets
             },
             sort_keys=True,
         )

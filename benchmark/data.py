@@ -5,6 +5,11 @@ writes `datasets/<name>/prepared.pt` (uint8 images [N, C, H, W], int64 labels, a
 train/validation split of the official train set) plus `datasets/<name>/meta.json` (split sizes,
 seed and checksums, for provenance). `load_prepared(name)` reads them back for every later stage.
 Both files are written atomically, so an interrupted `prepare` never leaves a half-written one.
+
+Event datasets (benchmark.events: N-MNIST, DVS Gesture, SHD, the simulated Fashion-MNIST-DVS)
+prepare the same two files, with uint8 event frames `[N, T, C, H, W]` in place of the images
+(`Prepared.frames` says so, and how to read them); `frames_to_float` turns a batch of them into the
+time-major `[T, B, C, H, W]` a method's `encode_frames` receives.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import pickle
 import struct
 import tarfile
 import tempfile
+import uuid
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,7 @@ from tqdm import tqdm
 
 from benchmark.errors import ConfigError, DatasetSkipped, DataError, MissingData, RegistryError
 from benchmark.io import atomic_write_bytes, read_json, write_json
+from benchmark.semantics import BINARY_SPIKES, EventKind, OpSemantics
 
 # (algorithm, hex digest) of each raw file, by dataset. IDX files are checked on their DECOMPRESSED
 # content: Debian recompresses the .gz files, so their bytes differ from upstream's while the
@@ -64,7 +71,23 @@ KNOWN_CHECKSUMS: dict[str, Checksums] = {
         "test_batch": ("md5", "40351d587109b95175f43aff81a1287e"),
         "batches.meta": ("md5", "5ff9c542aee3614f3951f8cda6e48888"),
     },
+    # Event datasets: the archives' MD5s as tonic 1.7 ships them (tonic/datasets/nmnist.py,
+    # dvsgesture.py, hsd.py), the only checksums published for them: they catch corruption and
+    # wrong files, not deliberate tampering.
+    "nmnist": {
+        "train.zip": ("md5", "20959b8e626244a1b502305a9e6e2031"),
+        "test.zip": ("md5", "69ca8762b2fe404d9b9bad1103e97832"),
+    },
+    "dvs-gesture": {
+        "ibmGestureTrain.tar.gz": ("md5", "3a8f0d4120a166bac7591f77409cb105"),
+        "ibmGestureTest.tar.gz": ("md5", "56070e45dadaa85fff82e0fbfbc06de5"),
+    },
+    "shd": {
+        "shd_train.h5.zip": ("md5", "f3252aeb598ac776c1b526422d90eecb"),
+        "shd_test.h5.zip": ("md5", "1503a5064faa34311c398fb0a1ed0a6f"),
+    },
 }
+KNOWN_CHECKSUMS["fashion-mnist-dvs"] = KNOWN_CHECKSUMS["fashion-mnist"]  # simulated from Fashion-MNIST's files
 
 PREPARED_FILE = "prepared.pt"
 META_FILE = "meta.json"
@@ -96,15 +119,39 @@ class RawRequest:
         return self.search if self.search is not None else defaults
 
 
+@dataclass(frozen=True)
+class FrameFormat:
+    """How an event dataset's samples are stored: uint8 frames `[N, T, C, H, W]` of event counts.
+
+    T:       frames per sample, the time steps a method receives (`datasets.<name>.framing.T`).
+    binary:  True: each value is 0 or 1 (binary events, charged as ACs); False: counts saturated
+             at 255, each nonzero value one graded event with an 8-bit payload (charged as a MAC).
+    """
+
+    T: int
+    binary: bool
+
+    @property
+    def semantics(self) -> OpSemantics:
+        """The kind of the events the frames carry, for the op counter."""
+        return BINARY_SPIKES if self.binary else OpSemantics(EventKind.GRADED, payload_bits=8)
+
+
 @dataclass(frozen=True, eq=False)
 class RawData:
     """A dataset's official train and test sets, as read from its raw files."""
 
-    train_images: torch.Tensor  # uint8 [N, C, H, W]
+    train_images: torch.Tensor  # uint8 [N, C, H, W] (event datasets: frames [N, T, C, H, W])
     train_labels: torch.Tensor  # int64 [N]
     test_images: torch.Tensor
     test_labels: torch.Tensor
     sha256: dict[str, str]  # raw file -> SHA-256 of what was read (decompressed for IDX)
+    # event datasets only:
+    frames: FrameFormat | None = None
+    input_shape: tuple[int, int, int] | None = None  # of one frame, when framing changes the registry's
+    classes: tuple[str, ...] | None = None  # when the files name the classes
+    meta: dict[str, Any] = field(default_factory=dict)  # added to meta.json
+    event_digests: dict[str, torch.Tensor] | None = None  # split -> uint8 [N, 32]: SHA-256 of each sample's events
 
 
 RawLoader = Callable[[RawRequest], RawData]
@@ -117,7 +164,8 @@ class DatasetInfo:
     input_shape: tuple[int, int, int]
     num_classes: int
     classes: tuple[str, ...]
-    load_raw: RawLoader
+    load_raw: RawLoader | None
+    events: Any = None  # event datasets: their benchmark.events.EventSource; None for image datasets
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
@@ -137,6 +185,14 @@ def register_dataset(
     return decorate
 
 
+def register_event_dataset(name: str, description: str, *, input_shape: tuple[int, int, int], classes: Sequence[str],
+                           source: Any) -> None:
+    """Records an event dataset: `prepare` frames its events (benchmark.events) instead of reading images."""
+    if name in _DATASETS:
+        raise RegistryError(f"dataset name {name!r} is registered twice; rename one of them")
+    _DATASETS[name] = DatasetInfo(name, description, input_shape, len(classes), tuple(classes), None, events=source)
+
+
 def available_datasets() -> dict[str, DatasetInfo]:
     return dict(sorted(_DATASETS.items()))
 
@@ -153,7 +209,12 @@ def get_dataset(name: str) -> DatasetInfo:
 
 @dataclass(frozen=True, eq=False)
 class Prepared:
-    """A prepared dataset: uint8 images [N, C, H, W] and int64 labels for each split."""
+    """A prepared dataset: uint8 images [N, C, H, W] and int64 labels for each split.
+
+    For an event dataset `frames` is set and the `*_images` tensors hold uint8 event frames
+    `[N, T, C, H, W]` (`input_shape` is one frame's (C, H, W)); `frames_to_float` makes a batch
+    of them the `[T, B, C, H, W]` that `CodingMethod.encode_frames` takes.
+    """
 
     name: str
     train_images: torch.Tensor
@@ -166,6 +227,7 @@ class Prepared:
     sha256: str  # of prepared.pt: the dataset checksum in every result's provenance
     input_shape: tuple[int, int, int]
     num_classes: int
+    frames: FrameFormat | None = None  # set for event datasets
 
 
 def prepare(
@@ -178,12 +240,16 @@ def prepare(
     search: Sequence[Path] | None = None,
     checksums: Checksums | None = None,
     allow_download: bool = False,
+    framing: Mapping[str, Any] | None = None,
+    simulation: Mapping[str, Any] | None = None,
 ) -> Path:
     """Reads and verifies the raw files of `name`, splits off a validation set and writes
     `root/<name>/prepared.pt` and `root/<name>/meta.json`; returns the path of prepared.pt.
 
     `search` replaces the dataset's default raw-file folders; `checksums` replaces its known
-    checksums (tests use both); `allow_download` lets torchvision fetch missing MNIST-style files.
+    checksums (tests use both); `allow_download` lets torchvision (tonic for event datasets) fetch
+    missing files. Event datasets only: `framing` (benchmark.events.Framing) and, for a simulated
+    one, `simulation` (benchmark.event_camera.EventCamera), as params.yaml's `datasets.<name>` holds them.
     """
     info = get_dataset(name)
     if not 0 <= val_fraction < 1:
@@ -197,32 +263,79 @@ def prepare(
         checksums=KNOWN_CHECKSUMS.get(name, {}) if checksums is None else checksums,
         allow_download=allow_download,
     )
-    raw = info.load_raw(request)
+    if info.events is None:
+        for key, value in (("framing", framing), ("simulation", simulation)):
+            if value is not None:
+                raise ConfigError(f"datasets.{name}.{key}: {name} is an image dataset; `{key}` applies to event "
+                                  f"datasets only ({', '.join(n for n, i in available_datasets().items() if i.events)})")
+        raw = info.load_raw(request)
+    else:
+        from benchmark.events import load_events
+
+        raw = load_events(name, info.events, request, framing, simulation, info.classes)
     _check_raw(info, raw)
     train_index, val_index = _split(len(raw.train_labels), round(val_fraction * len(raw.train_labels)), split_seed)
+    classes = list(raw.classes or info.classes)
+    input_shape = raw.input_shape or info.input_shape
     payload = {
         "train_images": raw.train_images[train_index], "train_labels": raw.train_labels[train_index],
         "val_images": raw.train_images[val_index], "val_labels": raw.train_labels[val_index],
         "test_images": raw.test_images, "test_labels": raw.test_labels,
-        "classes": list(info.classes),
+        "classes": classes,
     }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    content = buffer.getvalue()
+    if raw.frames is not None:
+        payload.update({
+            "frames": {"T": raw.frames.T, "binary": raw.frames.binary},
+            "input_shape": list(input_shape),
+            # the official train-set index of every train and val sample, and the SHA-256 of each
+            # sample's events (benchmark.event_camera.events_digest), in the order of the splits
+            "train_source": train_index, "val_source": val_index,
+        })
+        if raw.event_digests is not None:
+            payload["event_sha256"] = {"train": raw.event_digests["train"][train_index],
+                                       "val": raw.event_digests["train"][val_index],
+                                       "test": raw.event_digests["test"]}
     prepared = dataset_dir / PREPARED_FILE
-    atomic_write_bytes(prepared, content)
+    sha256 = _save_payload(payload, prepared)
     write_json(dataset_dir / META_FILE, {
         "name": name,
-        "classes": list(info.classes),
-        "input_shape": list(info.input_shape),
+        "classes": classes,
+        "input_shape": list(input_shape),
         "num_classes": info.num_classes,
         "splits": {"train": len(train_index), "val": len(val_index), "test": len(raw.test_labels)},
         "split_seed": split_seed,
         "val_fraction": val_fraction,
         "raw_sha256": raw.sha256,
-        "prepared_sha256": hashlib.sha256(content).hexdigest(),
+        "prepared_sha256": sha256,
+        **({"prepared_bytes": prepared.stat().st_size} if raw.frames is not None else {}),
+        **raw.meta,
     })
     return prepared
+
+
+def _save_payload(payload: dict[str, Any], path: Path) -> str:
+    """`torch.save` straight to a temporary file (no in-memory copy: event frames reach gigabytes),
+    then renamed into place; returns the file's SHA-256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "xb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        sha256 = _sha256_file(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return sha256
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(2**22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_prepared(name: str, root: Path = Path("datasets")) -> Prepared:
@@ -234,23 +347,25 @@ def load_prepared(name: str, root: Path = Path("datasets")) -> Prepared:
     skipped = read_json(dataset_dir / META_FILE).get("skipped")
     if skipped:
         raise DatasetSkipped(skipped)
-    content = (dataset_dir / PREPARED_FILE).read_bytes()
-    sha256 = hashlib.sha256(content).hexdigest()
+    sha256 = _sha256_file(dataset_dir / PREPARED_FILE)
     recorded = read_json(dataset_dir / META_FILE).get("prepared_sha256")
     if sha256 != recorded:
         raise DataError(
             f"{name}: {dataset_dir / PREPARED_FILE} has sha256 {sha256} but {META_FILE} records {recorded}; "
             f"it changed after it was prepared: run `spikecode prepare {name}` again"
         )
-    payload = torch.load(io.BytesIO(content), weights_only=True)
+    # memory-mapped: the tensors are read from the file as they are used (event frames are large)
+    payload = torch.load(dataset_dir / PREPARED_FILE, weights_only=True, mmap=True)
+    frames = payload.get("frames")
     return Prepared(
         name=name,
         **{key: payload[key] for key in ("train_images", "train_labels", "val_images", "val_labels",
                                          "test_images", "test_labels")},
         classes=list(payload["classes"]),
         sha256=sha256,
-        input_shape=info.input_shape,
+        input_shape=tuple(payload["input_shape"]) if "input_shape" in payload else info.input_shape,
         num_classes=info.num_classes,
+        frames=FrameFormat(T=int(frames["T"]), binary=bool(frames["binary"])) if frames else None,
     )
 
 
@@ -269,6 +384,15 @@ def to_unit_float(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32) / 255
 
 
+def frames_to_float(frames: torch.Tensor) -> torch.Tensor:
+    """A batch of stored event frames, uint8 `[B, T, C, H, W]` -> float32 `[T, B, C, H, W]` with the
+    same values (event counts, or 0/1 for binary frames): time-major, as methods take them."""
+    if frames.dtype != torch.uint8 or frames.ndim != 5:
+        raise TypeError(f"frames_to_float expects uint8 frames [B, T, C, H, W], got {frames.dtype} "
+                        f"{list(frames.shape)}")
+    return frames.transpose(0, 1).to(torch.float32)
+
+
 def _split(n: int, n_held: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded permutation of range(n) cut into (kept, held out); each part in ascending order,
     so both keep the official order of the samples."""
@@ -278,11 +402,12 @@ def _split(n: int, n_held: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _check_raw(info: DatasetInfo, raw: RawData) -> None:
     """Catches files that parse but do not hold this dataset (possible with verify=False)."""
+    sample_shape = ((raw.frames.T,) if raw.frames is not None else ()) + tuple(raw.input_shape or info.input_shape)
     for split, images, labels in (("train", raw.train_images, raw.train_labels),
                                   ("test", raw.test_images, raw.test_labels)):
         problem = None
-        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != info.input_shape:
-            problem = f"images are {images.dtype} {list(images.shape)}, expected uint8 [N, {info.input_shape}]"
+        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != sample_shape:
+            problem = f"images are {images.dtype} {list(images.shape)}, expected uint8 [N, {sample_shape}]"
         elif len(images) != len(labels):
             problem = f"{len(images)} images but {len(labels)} labels"
         elif len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < info.num_classes):
@@ -558,3 +683,10 @@ def _load_digits(request: RawRequest) -> RawData:
         test_images=images[test], test_labels=labels[test],
         sha256={"sklearn.datasets.load_digits (images, labels)": hashlib.sha256(content).hexdigest()},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Event datasets register themselves on import (benchmark.events imports this module's names, so
+# it is imported last).
+
+from benchmark import events as _events  # noqa: E402,F401

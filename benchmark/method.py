@@ -9,18 +9,39 @@ A coding method declares (DESIGN.md, "The method contract"):
 The harness owns everything else: data, seeds, device, training loop, metrics, ops, energy.
 
 Shapes: images `[B, C, H, W]` in [0, 1] -> `encode` -> `[T, B, ...]` -> network -> `[T, B, classes]`.
+
+Event data (N-MNIST, DVS Gesture, SHD, Fashion-MNIST-DVS; benchmark.events). An event dataset is
+prepared as event frames: each sample's events counted per time bin, polarity and pixel, T_f bins
+(`datasets.<name>.framing.T`). A method receives them through one more hook:
+
+    frames `[T_f, B, C, H, W]` (float event counts, or 0/1 when binary) -> `encode_frames` -> `[T, B, ...]`
+
+and the rest (network, loss, readout, decision steps, op counting) is unchanged. Defaults, so that
+every registered method runs on event data as it is:
+- family "ann": the frames' mean over time, one step `[1, B, C, H, W]`: the ANN runs on the
+  event-count image divided by T_f. The mean rather than the sum keeps ANN-to-SNN conversion
+  sound: a converted SNN that receives the frames one per step gets, on average per step, exactly
+  the input its source ANN was trained and calibrated on. Its input events are analog (MACs).
+- every other family: the frames themselves, passed straight to the network, so T_f must equal the
+  method's T; a mismatch is a `ConfigError` naming both. The frames' events reach the first layer
+  as they are: binary (`framing.binary: true`, ACs) or graded counts with an 8-bit payload (MACs)
+  (`benchmark.data.FrameFormat.semantics`); `frame_semantics` declares it to the op counter.
+A method that codes events its own way (e.g. first spike per pixel) overrides `encode_frames` and
+`frame_semantics`; `initialize_frames` is `initialize`'s counterpart for frames. Image datasets never
+call these hooks, and event datasets never call `encode`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Literal
+from typing import Any, Callable, ClassVar, Iterable, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from benchmark.arch import ArchSpec
+from benchmark.errors import ConfigError
 from benchmark.semantics import ANALOG_VALUES, OpSemantics
 
 Family = Literal["ann", "direct", "conversion"]
@@ -101,18 +122,57 @@ class CodingMethod:
         """Optional data-driven initialisation, called once before training (never on resume)
         with a batch of training images `[B, C, H, W]` in [0, 1]. The default does nothing."""
 
+    # Optional: a method whose training is not one forward and one backward over the whole sequence
+    # (per-step updates, memory constant in T) defines
+    #     train_step(images [B, C, H, W], labels [B], optimizer, generator) -> (loss, prediction [B])
+    # doing its own forward, backward and optimizer steps; the harness's loop then calls it for every
+    # batch instead. `loss`: the batch's scalar loss, detached; `prediction`: as `readout` gives it.
+    train_step: Callable[..., tuple[Tensor, Tensor]] | None = None
+
     def convert(self, source: "CodingMethod", calibration: Iterable[Tensor]) -> None:
         """Conversion family: turn the trained `source` method's network into `self.network`.
 
-        `calibration` yields image batches `[B, C, H, W]` from the training split.
+        `calibration` yields image batches `[B, C, H, W]` from the training split (for an event
+        dataset: the frames' mean over time, the input of the source ANN; see `encode_frames`).
         """
         raise NotImplementedError
+
+    # --- event data: defaults every method may override (module docstring) ---------------------
+
+    def encode_frames(self, frames: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Event frames `[T_f, B, C, H, W]` (float counts, or 0/1) -> the network's input `[T, B, ...]`.
+
+        Default: family "ann": their mean over time, `[1, B, C, H, W]`; any other family: the
+        frames unchanged, which needs T_f = T. Draw randomness only from `generator`.
+        """
+        if self.family == "ann":
+            return frames.mean(dim=0, keepdim=True)
+        if frames.shape[0] != self.T:
+            raise ConfigError(
+                f"the event frames have T = {frames.shape[0]} time steps (the dataset's framing.T) but "
+                f"methods.{self.name}.T = {self.T}; method {self.name!r} passes frames straight to its network, so "
+                f"the two must agree: set one to the other"
+            )
+        return frames
+
+    def frame_semantics(self, frames: OpSemantics) -> OpSemantics:
+        """The kind of the events `encode_frames` sends to the first synaptic layer, given the kind
+        the frames carry. Default: analog for family "ann" (a mean), else the frames' own kind."""
+        return ANALOG_VALUES if self.family == "ann" else frames
+
+    def initialize_frames(self, frames: Tensor) -> None:
+        """`initialize` for an event dataset: called once before training with a batch of training
+        frames `[T_f, B, C, H, W]`. The default does nothing."""
 
     # --- provided ---------------------------------------------------------------------------
 
     def forward(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Encode and run the network: `[B, C, H, W]` -> `[T, B, classes]`."""
         return self.network(self.encode(images, generator))
+
+    def forward_frames(self, frames: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Encode event frames and run the network: `[T_f, B, C, H, W]` -> `[T, B, classes]`."""
+        return self.network(self.encode_frames(frames, generator))
 
     def variant(self) -> str:
         """Hyperparameters that differ from the method's defaults, as a short string ("" for none)."""

@@ -241,7 +241,13 @@ def run_robustness(spec, progress: bool = True) -> dict[str, Any]:
     from benchmark.evaluate import load_for_evaluation
     from benchmark.io import write_json
 
-    method, _, device, images, labels = load_for_evaluation(spec)
+    method, data, device, images, labels = load_for_evaluation(spec)
+    if data.frames is not None:
+        raise SpikeCodeError(
+            f"{spec.dataset} is an event dataset: the image corruptions do not apply to its frames, and the event "
+            f"corruptions (benchmark.corruptions.corrupt_events) are not wired into this stage yet; leave "
+            f"{spec.dataset} out of the robustness stage"
+        )
     samples = spec.profile.robustness_samples
     if samples:
         images, labels = images[:samples], labels[:samples]

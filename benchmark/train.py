@@ -31,12 +31,13 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
 from benchmark.config import RunSpec
-from benchmark.data import Prepared, load_prepared, to_unit_float
-from benchmark.errors import SpikeCodeError, TrainingDiverged
+from benchmark.data import FrameFormat, Prepared, frames_to_float, load_prepared, to_unit_float
+from benchmark.errors import ConfigError, ContractError, SpikeCodeError, TrainingDiverged
 from benchmark.io import atomic_torch_save, read_json, write_json
 from benchmark.method import CodingMethod
 from benchmark.provenance import provenance
 from benchmark.registry import check_contract, create_method
+from benchmark.semantics import OpSemantics
 
 EXPLODING_LOSS = 1e6
 FAULT_ENV = "SPIKECODE_FAULT_AFTER_EPOCH"
@@ -82,8 +83,59 @@ def build_method(spec: RunSpec, data: Prepared) -> CodingMethod:
     torch.manual_seed(spec.seed)  # weight initialisation
     method = create_method(spec.method, spec.hyperparameters, spec.arch, data.input_shape, data.num_classes)
     with torch.no_grad():
-        check_contract(method, to_unit_float(data.train_images[:2]))
+        if data.frames is None:
+            check_contract(method, to_unit_float(data.train_images[:2]))
+        else:
+            try:
+                check_frames_contract(method, frames_to_float(data.train_images[:2]))
+            except ConfigError as error:
+                raise ConfigError(f"{spec.dataset} (params.yaml datasets.{spec.dataset}.framing): {error}") from None
     return method
+
+
+def as_inputs(samples: torch.Tensor, frames: FrameFormat | None) -> torch.Tensor:
+    """Stored uint8 samples -> what a method's encoder takes: images `[B, C, H, W]` in [0, 1], or,
+    for an event dataset (`frames` set), event frames `[T_f, B, C, H, W]` (benchmark/method.py)."""
+    return to_unit_float(samples) if frames is None else frames_to_float(samples)
+
+
+def encode_inputs(method: CodingMethod, inputs: torch.Tensor, frames: FrameFormat | None,
+                  generator: torch.Generator | None) -> torch.Tensor:
+    """`as_inputs`'s output -> the network's input `[T, B, ...]`: `encode` for images,
+    `encode_frames` for event frames."""
+    return method.encode(inputs, generator) if frames is None else method.encode_frames(inputs, generator)
+
+
+def forward_inputs(method: CodingMethod, inputs: torch.Tensor, frames: FrameFormat | None,
+                   generator: torch.Generator | None) -> torch.Tensor:
+    """`as_inputs`'s output -> the network's output `[T, B, classes]`: `forward` for images,
+    `forward_frames` for event frames."""
+    return method.forward(inputs, generator) if frames is None else method.forward_frames(inputs, generator)
+
+
+def input_semantics(method: CodingMethod, frames: FrameFormat | None) -> OpSemantics:
+    """The kind of the events that reach the network's first synaptic layer, for the op counter."""
+    return method.input_semantics if frames is None else method.frame_semantics(frames.semantics)
+
+
+def check_frames_contract(method: CodingMethod, frames: torch.Tensor) -> None:
+    """`benchmark.registry.check_contract` for event frames `[T_f, B, C, H, W]`: `encode_frames`
+    gives `[T, B, ...]` and the network, readout and loss take it."""
+    where = f"method {method.name!r}"
+    batch = frames.shape[1]
+    encoded = method.encode_frames(frames, torch.Generator().manual_seed(0))
+    if not isinstance(encoded, torch.Tensor) or encoded.ndim < 2 or encoded.shape[:2] != (method.T, batch):
+        raise ContractError(f"{where}: encode_frames() must return a tensor [T={method.T}, B={batch}, ...], got "
+                            f"{list(getattr(encoded, 'shape', []))}")
+    output = method.network(encoded)
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (method.T, batch, method.num_classes):
+        raise ContractError(f"{where}: on event frames the network must return [T, B, classes] = "
+                            f"{[method.T, batch, method.num_classes]}, got {list(getattr(output, 'shape', []))}")
+    steps = method.readout(output).decision_step
+    if tuple(steps.shape) != (batch,) or bool((steps < 1).any() or (steps > method.T).any()):
+        raise ContractError(f"{where}: on event frames readout().decision_step must be [B={batch}] in 1..T={method.T}")
+    if method.loss(output, torch.zeros(batch, dtype=torch.long)).ndim != 0:
+        raise ContractError(f"{where}: loss() must return a scalar tensor")
 
 
 def model_file(run_dir: Path) -> Path:
@@ -131,13 +183,14 @@ def train_loader(data: Prepared, spec: RunSpec, batch_size: int, procs: Processe
 
 @torch.no_grad()
 def accuracy(method: CodingMethod, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
-             batch_size: int, seed: int) -> float:
+             batch_size: int, seed: int, frames: FrameFormat | None = None) -> float:
+    """Top-1 accuracy on uint8 `images` (event frames when `frames` is set)."""
     method.network.eval()
     generator = torch.Generator().manual_seed(seed)
     correct = 0
     for start in range(0, len(labels), batch_size):
-        x = to_unit_float(images[start:start + batch_size]).to(device)
-        readout = method.readout(method.forward(x, generator))
+        x = as_inputs(images[start:start + batch_size].to(device), frames)
+        readout = method.readout(forward_inputs(method, x, frames, generator))
         correct += int((readout.prediction.cpu() == labels[start:start + batch_size]).sum())
     return correct / max(len(labels), 1)
 
@@ -167,6 +220,9 @@ def _train_loop(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Proc
     optimizer = torch.optim.Adam(network.parameters(), lr=method.config.lr, weight_decay=method.config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     loader, sampler = train_loader(data, spec, batch_size, procs)
+    if data.frames is not None and method.train_step is not None:
+        raise SpikeCodeError(f"{spec.method} trains with its own train_step, which takes images; it does not "
+                             f"train on event frames ({spec.dataset}) yet")
 
     start_epoch, history, elapsed = _resume(spec, network, optimizer, scheduler, procs)
     if start_epoch == 0:
@@ -182,21 +238,26 @@ def _train_loop(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Proc
         bar = tqdm(loader, desc=f"{spec.method} epoch {epoch + 1}/{epochs}", leave=False,
                    disable=not (progress and procs.is_main))
         for batch, (images, labels) in enumerate(bar):
-            images, labels = to_unit_float(images).to(procs.device), labels.to(procs.device)
-            output = model(method.encode(images, encoder))
-            loss = method.loss(output, labels)
-            _check_loss(loss, spec, epoch, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            images, labels = as_inputs(images.to(procs.device), data.frames), labels.to(procs.device)
+            if method.train_step is not None:  # the method's own loop (benchmark/method.py)
+                loss, prediction = method.train_step(images, labels, optimizer, encoder)
+                _check_loss(loss, spec, epoch, batch)
+            else:
+                output = model(encode_inputs(method, images, data.frames, encoder))
+                loss = method.loss(output, labels)
+                _check_loss(loss, spec, epoch, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                prediction = method.readout(output.detach()).prediction
             total_loss += float(loss.detach()) * len(labels)
-            correct += int((method.readout(output.detach()).prediction == labels).sum())
+            correct += int((prediction == labels).sum())
             seen += len(labels)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}")
         scheduler.step()
         elapsed += time.perf_counter() - started
         val_accuracy = accuracy(method, data.val_images, data.val_labels, procs.device,
-                                spec.profile.eval_batch_size, seed_for(spec.seed, epoch, 2000))
+                                spec.profile.eval_batch_size, seed_for(spec.seed, epoch, 2000), data.frames)
         history.append({"epoch": epoch + 1, "loss": total_loss / seen, "train_accuracy": correct / seen,
                         "val_accuracy": val_accuracy, "seconds": time.perf_counter() - started})
         if procs.is_main:
@@ -214,10 +275,14 @@ def _train_loop(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Proc
 
 def _initialize(method: CodingMethod, data: Prepared, spec: RunSpec, procs: Processes) -> None:
     """Runs the method's data-driven initialisation on one seeded training batch (same on every rank)."""
-    first_batch = next(calibration_batches(data, spec))
     torch.manual_seed(seed_for(spec.seed, 0, stream=4000))
     with torch.no_grad():
-        method.initialize(first_batch.to(procs.device))
+        if data.frames is None:
+            method.initialize(next(calibration_batches(data, spec)).to(procs.device))
+        else:
+            order = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(spec.seed))
+            chosen = order[:spec.profile.batch_size]
+            method.initialize_frames(frames_to_float(data.train_images[chosen]).to(procs.device))
 
 
 def _check_loss(loss: torch.Tensor, spec: RunSpec, epoch: int, batch: int) -> None:
@@ -295,13 +360,18 @@ def _finish(spec, method, data, procs, history, elapsed) -> dict[str, Any]:
 
 
 def calibration_batches(data: Prepared, spec: RunSpec) -> Iterator[torch.Tensor]:
-    """The first `calibration_batches` training batches, in a fixed seeded order."""
+    """The first `calibration_batches` training batches, in a fixed seeded order: images
+    `[B, C, H, W]` in [0, 1], or for an event dataset the frames' mean over time `[B, C, H, W]`
+    (what an ANN receives; `CodingMethod.encode_frames`)."""
     order = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(spec.seed))
     batch_size = spec.profile.batch_size
     for index in range(spec.profile.calibration_batches):
         chosen = order[index * batch_size:(index + 1) * batch_size]
         if len(chosen):
-            yield to_unit_float(data.train_images[chosen])
+            if data.frames is None:
+                yield to_unit_float(data.train_images[chosen])
+            else:
+                yield frames_to_float(data.train_images[chosen]).mean(dim=0)
 
 
 def convert(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Processes, source_spec: RunSpec) -> dict[str, Any]:

@@ -101,9 +101,10 @@ def source_index(images: torch.Tensor) -> list[int]:
 # --- registry ---------------------------------------------------------------------------------
 
 
-def test_available_datasets_lists_the_four_built_ins_sorted():
+def test_available_datasets_lists_the_built_ins_sorted():
     datasets = available_datasets()
-    assert list(datasets) == ["cifar10", "digits", "fashion-mnist", "mnist"]
+    assert list(datasets) == ["cifar10", "digits", "dvs-gesture", "fashion-mnist", "fashion-mnist-dvs", "mnist",
+                              "nmnist", "shd"]  # the event datasets: tests/test_events.py
     assert all(isinstance(info, DatasetInfo) for info in datasets.values())
     assert datasets["cifar10"].input_shape == (3, 32, 32) and datasets["cifar10"].num_classes == 10
     assert datasets["fashion-mnist"].classes[0] == "T-shirt/top"
@@ -114,7 +115,7 @@ def test_unknown_dataset_name_raises_registry_error_listing_known_names(call, tm
     args = ("imagenet",) if call is get_dataset else ("imagenet", tmp_path)
     with pytest.raises(RegistryError, match="imagenet") as error:
         call(*args)
-    assert "cifar10, digits, fashion-mnist, mnist" in str(error.value)
+    assert "cifar10, digits, dvs-gesture, fashion-mnist, fashion-mnist-dvs, mnist, nmnist, shd" in str(error.value)
 
 
 def test_registering_a_dataset_name_twice_is_a_registry_error():
