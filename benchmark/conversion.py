@@ -47,10 +47,12 @@ from typing import Iterable, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from benchmark.arch import ArchSpec, NeuronFactory, build_network
 from benchmark.engine import LIF, Folded
 from benchmark.errors import ContractError
+from benchmark.method import CodingMethod, Readout
 from benchmark.semantics import EventKind, OpSemantics
 
 NormName = Literal["max", "p99.9"]
@@ -355,3 +357,27 @@ def if_network(arch: ArchSpec, input_shape: tuple[int, ...], num_classes: int, i
                     make_neuron=lambda name: LIF(beta=1.0, threshold=1.0, reset="subtract",
                                                  initial_membrane=initial_membrane),
                     output_neuron=Integrator())
+
+
+class RateConversion(CodingMethod):
+    """Base of the rate-converted methods (`convert`, `qcfs`): their network is `if_network`'s, and
+    they encode, train and read out alike, for t = 0..T−1 (params: `T`):
+
+        X[t] = x                       the analog image at every step (a view: no copy)
+        loss = CE(O[T−1], y)           never trained (the network is converted); the contract asks for one
+        ŷ = argmax O[T−1]              the rate-decoded logits of the last step;  decision step = T
+
+    Shapes: images `[B, C, H, W]` -> `[T, B, C, H, W]`; output `[T, B, classes]`.
+    """
+
+    family = "conversion"
+
+    def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return images.unsqueeze(0).expand(self.config.T, *images.shape)
+
+    def loss(self, output: Tensor, labels: Tensor) -> Tensor:
+        return F.cross_entropy(output[-1], labels)
+
+    def readout(self, output: Tensor) -> Readout:
+        prediction = output[-1].argmax(dim=-1)
+        return Readout(prediction, torch.full_like(prediction, self.config.T))

@@ -30,6 +30,15 @@ Per neuron layer (a module with `op_semantics`), y[t] its output `[B, ...]`:
     neuron_updates  = neurons · T per sample when `stateful`, else 0
     update_acs      = neuron_updates · op_semantics.update_acs     (likewise update_macs)
 
+Counting cost (the counter must not slow evaluation much: ≤ 20 % of inference, tests/perf):
+- a binary event is a 1 by declaration (benchmark/semantics.py), so a binary layer's spikes[t] is
+  Σ y[t], a plain sum; the first call checks that every value is 0 or 1 (`OpCountError` if not:
+  a layer that sends values must declare them graded or analog). Other kinds test each element;
+- a tensor that feeds several hooks (a neuron's output straight into the next synaptic layer) is
+  counted once per forward call (memoised on the tensor and its version counter);
+- the hooks' kernels run on `benchmark.engine.set_step_threads`'s threads (one by default), as the
+  LIF's per-step kernels do: on a shared CPU a multi-threaded kernel can wait a scheduler slice.
+
 Sizes a memory-aware energy model needs (benchmark/energy.py, tier 2), per layer, static or per
 sample and per step, recorded as plain ints:
 
@@ -66,7 +75,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.engine import Folded
+from benchmark.engine import Folded, per_step_threads
 from benchmark.errors import OpCountError
 from benchmark.semantics import ANALOG_VALUES, EventKind, OpSemantics, semantics_of
 
@@ -245,10 +254,13 @@ class OpCounter:
         between the two hooks is counted anew.
         """
         memo = self._memo
-        if memo is not None and memo[0]() is x and memo[1] == x._version:
+        if memo is not None and not x.is_inference() and memo[0]() is x and memo[1] == x._version:
             return memo[2]
-        counts = _nonzeros(x, keep=1).tolist()
-        self._memo = (weakref.ref(x), x._version, counts)
+        return self._remember(x, _nonzeros(x, keep=1).tolist())
+
+    def _remember(self, x: Tensor, counts: list[int]) -> list[int]:
+        """Memoises `counts` for `x`; not for an inference-mode tensor (it has no version counter)."""
+        self._memo = None if x.is_inference() else (weakref.ref(x), x._version, counts)
         return counts
 
     def _synapse_hook(self, site: _Site):
@@ -260,9 +272,17 @@ class OpCounter:
             tally = self._tallies[site.name]  # looked up per call: reset() replaces the tallies
             x = inputs[0]
             steps, batch = _time_batch(x, f"the input of {site.name!r}")
+            with per_step_threads(x):
+                effective, per_sample_dense = effective_ops(x, output)
+            tally.dense += per_sample_dense * steps * batch
+            tally.in_elements, tally.out_elements = x[0, 0].numel(), output[0, 0].numel()
+            _add(tally.effective, effective)
+
+        def effective_ops(x: Tensor, output: Tensor) -> tuple[list[int], int]:
+            """(effective ops per step, dense ops per sample and step)."""
             if isinstance(layer, nn.Linear):
                 per_sample_dense = x[0, 0].numel() * layer.out_features
-                effective = [count * layer.out_features for count in self._nonzeros_per_step(x)]
+                effective = [nonzeros * layer.out_features for nonzeros in self._nonzeros_per_step(x)]
             else:
                 fan = layer.out_channels // layer.groups
                 kh, kw = layer.kernel_size
@@ -272,23 +292,33 @@ class OpCounter:
                     covers[key] = _conv_cover(layer, x.shape[-2:], output.shape[-2:], x.device)
                 present = _nonzeros(x, keep=x.dim() - 2)  # [T, H, W]: over the batch and channels
                 effective = ((present * covers[key]).sum((1, 2)) * fan).tolist()
-            tally.dense += per_sample_dense * steps * batch
-            tally.in_elements, tally.out_elements = x[0, 0].numel(), output[0, 0].numel()
-            _add(tally.effective, effective)
+            return effective, per_sample_dense
 
         return hook
 
     def _neuron_hook(self, site: _Site):
         semantics = site.semantics
+        # a layer whose output is not what it sends (e.g. a membrane read out) says so with `events`
+        events_of = getattr(site.module, "events", None) or getattr(site.layer, "events", None)
+        checked = False  # binary events: checked to be 0/1 on the first call
 
         @torch.no_grad()
         def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+            nonlocal checked
             tally = self._tallies[site.name]  # looked up per call: reset() replaces the tallies
             steps, batch = _time_batch(output, f"the output of {site.name!r}")
             tally.neurons = output[0, 0].numel()
             tally.in_elements, tally.out_elements = inputs[0][0, 0].numel(), tally.neurons
             if semantics.event_kind.is_spike:
-                _add(tally.spikes, self._nonzeros_per_step(output))
+                with per_step_threads(output):
+                    events = output if events_of is None else events_of(output)
+                    if semantics.event_kind is EventKind.BINARY:
+                        if not checked:
+                            _check_binary(events, site.name)
+                            checked = True
+                        _add(tally.spikes, self._remember(events, _binary_events(events).tolist()))
+                    else:
+                        _add(tally.spikes, self._nonzeros_per_step(events))
             if semantics.stateful:
                 tally.updates += tally.neurons * steps * batch
 
@@ -377,6 +407,32 @@ def _nonzeros(x: Tensor, keep: int) -> Tensor:
     else:
         per_sample = flags.to(torch.int64).sum(2)
     return per_sample.sum(1)
+
+
+def _binary_events(x: Tensor) -> Tensor:
+    """int64 `[T]`: events of a layer that declares binary spikes, per step, summed over the batch.
+
+    Every binary event is a 1 (benchmark/semantics.py), so the count is Σ x[t]: a plain float sum,
+    several times faster than testing every element for nonzero (the op counter's largest cost
+    on convolutional layers). Summed per sample in float32 (exact: fewer than 2^24 neurons a
+    sample, else the nonzero test), then over the batch in int64. `_check_binary` holds a layer
+    to its declaration.
+    """
+    grid = x.reshape(x.shape[0], x.shape[1], -1)
+    if not x.is_floating_point() or grid.shape[2] >= _EXACT_FLOAT_SUM:
+        return _nonzeros(x, keep=1)
+    return grid.sum(2, dtype=torch.float32).to(torch.int64).sum(1)
+
+
+def _check_binary(x: Tensor, name: str) -> None:
+    """Raises `OpCountError` unless every value of `x` is 0 or 1, as a binary declaration says."""
+    stray = x[(x != 0) & (x != 1)]
+    if stray.numel():
+        raise OpCountError(
+            f"layer {name!r} declares binary events (EventKind.BINARY: 0/1 spikes) but emitted "
+            f"{float(stray[0])!r} among {stray.numel()} values other than 0 and 1; declare the kind it emits "
+            "(GRADED with its payload bits for spikes that carry a value, ANALOG for activations)"
+        )
 
 
 def _add(total: list, values: list) -> None:

@@ -11,7 +11,10 @@ pipeline's stages) and writes
     reports/<dataset>-<profile>/leaderboard.json  that dataset and profile's records
     reports/<dataset>-<profile>/robustness.csv    the robustness table (once robust.json exists)
     reports/<dataset>-<profile>/*.png             accuracy vs energy (tier 1, and tier 2 when priced;
-                                                  Pareto front marked), vs decision step; with
+                                                  Pareto front marked), vs decision step, vs
+                                                  spikes/sample for the conversion methods (their
+                                                  T sweeps from reports/grids, matched accuracy
+                                                  marked; `spike_curves`); with
                                                   robustness results accuracy vs severity per
                                                   corruption family and the decision-step shift of
                                                   the early-exit methods
@@ -182,10 +185,15 @@ def write_leaderboard(records: list[dict], reports_dir: Path, references: Iterab
     path = reports_dir / "leaderboard.json"
     write_json(path, {"schema": SCHEMA, "records": records, "references": references})
     written = [path]
+    grids = load_grids(grids_dir)
     for (dataset, profile), subset in by_dataset_profile(records).items():
         dataset_references = [ref for ref in references if ref["dataset"] == dataset]
         written += _write_board(reports_dir / f"{dataset}-{profile}", dataset, profile, subset, dataset_references)
-    written += _write_dvc_files(reports_dir, records, load_grids(grids_dir))
+        spikes = conversion_spike_plot(subset, grids, f"{dataset} ({profile} profile)")
+        if spikes is not None:
+            atomic_write_bytes(reports_dir / f"{dataset}-{profile}" / "accuracy_vs_spikes.png", spikes)
+            written.append(reports_dir / f"{dataset}-{profile}" / "accuracy_vs_spikes.png")
+    written += _write_dvc_files(reports_dir, records, grids)
     return written
 
 
@@ -813,4 +821,121 @@ def plot_accuracy_vs_T(sweeps: list[dict], title: str) -> bytes:
     axes.set(xlabel="time steps T", ylabel="accuracy (%)", title=title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
+    return _png(figure)
+
+
+# --- accuracy vs spikes/sample, conversion methods (issue 5: matched accuracy, not only matched T) ---
+
+MATCH_MARGIN_PP = 0.5  # matched accuracy: within 0.5 pp of the `ann` baseline of the same dataset and profile
+
+
+def spike_curves(records: list[dict], grids: dict[str, list[dict]] | None = None) -> list[dict]:
+    """Accuracy-vs-spikes/sample series of the conversion methods (records of family "conversion"):
+    each grid whose axes include T gives a series per combination of its other axes (as `t_sweeps`;
+    series of one point are left out), and each leaderboard row not already in a grid series a
+    series of its own, grouped by method and variant less T.
+    Each is {"series", "dataset", "profile", "method", "source",
+    "points": [(spikes/sample mean, accuracy mean (%), accuracy std, T, seeds)]}, points by spikes."""
+    series: dict[tuple, list[dict]] = {}
+    for grid, members in (grids or {}).items():
+        members = [record for record in members if record.get("family") == "conversion"]
+        axes = grid_axes(members)
+        if "T" not in axes:
+            continue
+        found: dict[tuple, list[dict]] = {}
+        for record in members:
+            rest = ",".join(f"{axis}={record['hyperparameters'].get(axis)}" for axis in axes if axis != "T")
+            key = (record["dataset"], record["profile"], record["method"], f"grid {grid}",
+                   f"{grid}: {row_label(record['method'], rest)}")
+            found.setdefault(key, []).append(record)
+        series.update({key: rs for key, rs in found.items() if len({r["T"] for r in rs}) > 1})
+
+    def point_key(record: dict) -> tuple:
+        return record["dataset"], record["profile"], record["method"], record["variant"], record["T"]
+
+    covered = {point_key(record) for members in series.values() for record in members}
+    for record in records:
+        if record.get("family") != "conversion" or point_key(record) in covered:
+            continue
+        rest = ",".join(part for part in record["variant"].split(",") if part and not part.startswith("T="))
+        key = (record["dataset"], record["profile"], record["method"], "leaderboard", row_label(record["method"], rest))
+        series.setdefault(key, []).append(record)
+    curves = []
+    for (dataset, profile, method, source, name), members in series.items():
+        by_T: dict[int, list[dict]] = {}
+        for record in members:
+            by_T.setdefault(record["T"], []).append(record)
+        points = sorted((mean_std(r["spikes_per_sample"] for r in rs)[0], *mean_std(100 * r["accuracy"] for r in rs),
+                         T, len(rs)) for T, rs in by_T.items())
+        curves.append({"series": name, "dataset": dataset, "profile": profile, "method": method, "source": source,
+                       "points": points})
+    return curves
+
+
+def matched_level(records: list[dict]) -> float | None:
+    """The matched-accuracy level (%): the `ann` baseline's mean accuracy less MATCH_MARGIN_PP;
+    None without an `ann` record."""
+    baseline = [100 * record["accuracy"] for record in records if record["method"] == "ann"]
+    return statistics.fmean(baseline) - MATCH_MARGIN_PP if baseline else None
+
+
+def matched_points(curves: list[dict], level: float) -> dict[str, tuple | None]:
+    """{series: its point with the fewest spikes/sample among those at or above `level`, or None}."""
+    return {curve["series"]: min((p for p in curve["points"] if p[1] >= level), default=None) for curve in curves}
+
+
+def conversion_spike_plot(records: list[dict], grids: dict[str, list[dict]] | None, title: str) -> bytes | None:
+    """`plot_accuracy_vs_spikes` of one dataset and profile's `records` and the grids' points of the
+    same dataset and profile; None without any conversion record."""
+    if not records:
+        return None
+    board = (records[0]["dataset"], records[0]["profile"])
+    curves = [curve for curve in spike_curves(records, grids) if (curve["dataset"], curve["profile"]) == board]
+    return plot_accuracy_vs_spikes(curves, matched_level(records), title) if curves else None
+
+
+def plot_accuracy_vs_spikes(curves: list[dict], level: float | None, title: str) -> bytes:
+    """Accuracy against spikes/sample (log), a line per series of `spike_curves`, error bars over
+    seeds; left all points, right a zoom on the top 3 pp, each point labelled with its T. With a
+    matched-accuracy `level` (%): a dashed line, and each series' cheapest point at or above it
+    ringed, its spikes/sample in the legend. Points without spikes (T too short) are left out of
+    the log axis."""
+    figure = _figure(12, 4.8)
+    figure.subplots_adjust(left=0.6 / 12, right=1 - 0.15 / 12, wspace=0.12)
+    panels = figure.subplots(1, 2)
+    matched = matched_points(curves, level) if level is not None else {}
+    top = max(p[1] for curve in curves for p in curve["points"] if p[0] > 0) if curves else 100.0
+    for index, axes in enumerate(panels):
+        for curve, marker, color in zip(curves, cycle(MARKERS), cycle(f"C{i}" for i in range(10))):
+            points = [p for p in curve["points"] if p[0] > 0]
+            if not points:
+                continue
+            spikes, means, stds, Ts, _ = zip(*points)
+            label = curve["series"]
+            best = matched.get(curve["series"])
+            if level is not None:
+                label += f": {best[0]:,.0f} spikes at T={best[3]}" if best else ": below the level"
+            axes.errorbar(spikes, means, yerr=[_zero_if_missing(s) for s in stds], marker=marker, color=color,
+                          capsize=3, label=label)
+            if best:
+                axes.scatter([best[0]], [best[1]], s=220, facecolors="none", edgecolors=color, linewidths=1.5,
+                             zorder=3)
+            if index == 1:
+                for x, y, T in zip(spikes, means, Ts):
+                    axes.annotate(f"{T}", (x, y), textcoords="offset points", xytext=(3, -9), fontsize=7,
+                                  color=color, annotation_clip=True)
+        if level is not None:
+            shown = f"matched accuracy: ann − {MATCH_MARGIN_PP} pp = {level:.2f} %"
+            axes.axhline(level, linestyle="--", color="0.3", linewidth=1, label=shown if index == 0 else None)
+        axes.set_xscale("log")
+        axes.set(xlabel="spikes per sample")
+        axes.grid(alpha=0.3)
+    low = min(level, top) - 3 if level is not None else top - 3
+    zoomed = [p[0] for curve in curves for p in curve["points"] if p[0] > 0 and p[1] >= low]
+    panels[1].set_ylim(low, top + 0.5)
+    if zoomed:
+        panels[1].set_xlim(min(zoomed) / 1.5, max(zoomed) * 1.5)
+    panels[0].set(ylabel="accuracy (%)", title=f"{title}: conversion methods")
+    panels[1].set(title="top 3 pp; numbers: T (the decision step; CSS: latency)")
+    panels[0].legend(fontsize="small")
     return _png(figure)

@@ -12,7 +12,8 @@
     provenance/<id>.json            the full record
     <dataset>-<profile>/*.png       accuracy vs energy per tier (Pareto front marked), vs decision
                                     step, vs severity per corruption family, the decision-step shift
-                                    of the early-exit methods, accuracy vs T (`benchmark.report`)
+                                    of the early-exit methods, accuracy vs T, accuracy vs spikes/sample
+                                    of the conversion methods (`benchmark.report`)
     methods/<method>-T.png          accuracy vs T of the method's sweeps
     grids/<grid>/accuracy.png       copied from reports/grids/<grid>/
 
@@ -35,7 +36,7 @@ from benchmark.errors import SpikeCodeError
 from benchmark.io import atomic_write_bytes, atomic_write_text, read_json, write_json
 from benchmark.report import (
     PJ_PER_UNIT, SCHEMA, by_dataset_profile, checked_reference, cost_model_of, energy_unit, board_plots,
-    corruption_families, grid_axes, load_grids, mean_std, plot_accuracy_vs_T, robustness_rows,
+    conversion_spike_plot, corruption_families, grid_axes, load_grids, mean_std, plot_accuracy_vs_T, robustness_rows,
     row_label, summarize, t_sweeps, tier_flips,
 )
 
@@ -363,6 +364,9 @@ Every figure is per test sample; paper figures appear only as labelled reference
                   if (sweep["dataset"], sweep["profile"]) == (records[0]["dataset"], records[0]["profile"])]
         if sweeps:
             plots["accuracy_vs_T.png"] = plot_accuracy_vs_T(sweeps, f"{title}: accuracy vs T")
+        spikes = conversion_spike_plot(records, self.grids, title)
+        if spikes is not None:
+            plots["accuracy_vs_spikes.png"] = spikes
         figures = []
         for name, png in plots.items():
             self._write_bytes(f"{board}/{name}", png)
@@ -579,6 +583,9 @@ CAPTIONS = {
     "accuracy_vs_decision_step.png": "Accuracy against the mean decision step; error bars: one std over seeds",
     "decision_step_shift.png": "Decision-step shift under corruption, early-exit methods, per corruption family",
     "accuracy_vs_T.png": "Accuracy against the number of time steps T (T sweeps and grids with a T axis)",
+    "accuracy_vs_spikes.png": "Conversion methods: accuracy against spikes per sample (T sweeps and leaderboard "
+                              "rows), compared at matched accuracy: each series' cheapest point within 0.5 pp of "
+                              "the ann baseline is ringed",
     "severity": "Accuracy against severity, {} corruptions (severity 0: clean)",
 }
 

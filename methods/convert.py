@@ -24,14 +24,12 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import torch
 from pydantic import Field
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from benchmark.arch import ArchSpec
-from benchmark.conversion import NormName, calibrate, fold_network, if_network, normalize, transfer
-from benchmark.method import CodingMethod, MethodConfig, Readout
+from benchmark.conversion import NormName, RateConversion, calibrate, fold_network, if_network, normalize, transfer
+from benchmark.method import CodingMethod, MethodConfig
 from benchmark.registry import register_method
 
 
@@ -42,8 +40,9 @@ class ConvertConfig(MethodConfig):
 
 
 @register_method("convert")
-class Convert(CodingMethod):
-    family = "conversion"
+class Convert(RateConversion):
+    """Encode, loss and readout: `RateConversion`'s (the module docstring's X[t], O[T−1], decision step T)."""
+
     citation = ("Diehl et al., IJCNN 2015; Rueckauer et al., Conversion of continuous-valued deep networks "
                 "to efficient event-driven networks for image classification, Front. Neurosci. 2017")
     Config = ConvertConfig
@@ -56,13 +55,3 @@ class Convert(CodingMethod):
         folded = fold_network(source.network, activations=(nn.ReLU,))
         scales = calibrate(folded, calibration, self.config.norm, self.config.momentum, activations=(nn.ReLU,))
         transfer(normalize(folded, scales), self.network)
-
-    def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return images.unsqueeze(0).expand(self.config.T, *images.shape)
-
-    def loss(self, output: Tensor, labels: Tensor) -> Tensor:
-        return F.cross_entropy(output[-1], labels)  # never trained; the contract asks for a loss
-
-    def readout(self, output: Tensor) -> Readout:
-        prediction = output[-1].argmax(dim=-1)
-        return Readout(prediction, torch.full_like(prediction, self.config.T))

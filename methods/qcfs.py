@@ -35,11 +35,10 @@ from typing import Iterable
 import torch
 from pydantic import Field
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from benchmark.arch import ArchSpec, build_network
-from benchmark.conversion import ConversionError, fold_network, if_network, normalize, transfer
-from benchmark.method import CodingMethod, MethodConfig, Readout
+from benchmark.conversion import ConversionError, RateConversion, fold_network, if_network, normalize, transfer
+from benchmark.method import CodingMethod, MethodConfig
 from benchmark.registry import register_method
 from benchmark.semantics import ANALOG_VALUES
 from methods.ann import Ann
@@ -100,8 +99,9 @@ class QcfsConfig(MethodConfig):
 
 
 @register_method("qcfs")
-class Qcfs(CodingMethod):
-    family = "conversion"
+class Qcfs(RateConversion):
+    """Encode, loss and readout: `RateConversion`'s (the module docstring's x every step, O[T−1], decision step T)."""
+
     citation = "Bu et al., Optimal ANN-SNN Conversion for High-accuracy and Ultra-low-latency SNNs, ICLR 2022"
     Config = QcfsConfig
     source_method = "qcfs-ann"
@@ -117,13 +117,3 @@ class Qcfs(CodingMethod):
             if not value > 0:
                 raise ConversionError(f"activation {name!r} has a trained λ = {value}; a threshold must be positive")
         transfer(normalize(folded, scales), self.network)
-
-    def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return images.unsqueeze(0).expand(self.config.T, *images.shape)
-
-    def loss(self, output: Tensor, labels: Tensor) -> Tensor:
-        return F.cross_entropy(output[-1], labels)  # never trained; the contract asks for a loss
-
-    def readout(self, output: Tensor) -> Readout:
-        prediction = output[-1].argmax(dim=-1)
-        return Readout(prediction, torch.full_like(prediction, self.config.T))

@@ -203,6 +203,11 @@ def test_compiled_path_equals_the_reference(reset, monkeypatch):
         (dict(kernel_size=2), (3, 4, 5, 7, 7), True),  # odd sizes: the last row/column is dropped
         (dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False), (2, 3, 4, 9, 7), False),
         (dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1), divisor_override=5), (2, 3, 2, 6, 9), False),
+        # windows that tile the input: the strided-add path (`engine._tiles`)
+        (dict(kernel_size=2), (3, 4, 5, 6, 10), False),
+        (dict(kernel_size=(2, 3)), (2, 3, 4, 6, 9), False),
+        (dict(kernel_size=3, ceil_mode=True), (2, 2, 3, 9, 6), False),
+        (dict(kernel_size=2), (3, 4, 5, 8, 8), True),  # channels-last: PyTorch's (NHWC) kernel
     ],
 )
 def test_folded_average_pooling_equals_pytorch_and_saves_no_input(pool_args, shape, channels_last):
@@ -220,6 +225,22 @@ def test_folded_average_pooling_equals_pytorch_and_saves_no_input(pool_args, sha
     expected.backward(upstream)
     assert saved == []  # PyTorch's own avg_pool2d saves its whole input
     assert torch.equal(out, expected)
+    assert torch.equal(ours.grad, theirs.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kernel", [2, (2, 3), 4])
+def test_tiled_average_pooling_is_pytorchs_bit_for_bit(kernel, dtype):
+    # random reals, not spikes: the strided adds must round exactly as PyTorch's kernel does
+    pool = nn.AvgPool2d(kernel)
+    x = currents((3, 4, 5, 8, 12), dtype)
+    assert engine._tiles(x.flatten(0, 1), pool) is not None
+    with torch.no_grad():
+        assert torch.equal(engine.Folded(pool)(x), pool(x.flatten(0, 1)).unflatten(0, (3, 4)))
+    upstream = currents(engine.Folded(pool)(x).shape, dtype, seed=3)
+    ours, theirs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    engine.Folded(pool)(ours).backward(upstream)
+    pool(theirs.flatten(0, 1)).unflatten(0, (3, 4)).backward(upstream)
     assert torch.equal(ours.grad, theirs.grad)
 
 

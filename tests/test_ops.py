@@ -348,3 +348,77 @@ def test_stateless_activation_holds_no_state_and_declared_payload_bits_reach_the
     assert (fc1["event_kind_in"], fc1["in_bits"]) == ("graded", 4)
     assert (relu["state_elements"], relu["event_kind_out"], relu["out_bits"]) == (0, "analog", 32)
     assert (fc2["event_kind_in"], fc2["in_bits"]) == ("analog", 32)
+
+
+# --- how the counter counts fast: binary sums, the per-tensor memo, declared events ---------------
+
+
+class Scaled(nn.Module):
+    """Declares binary spikes but sends them scaled by 0.5: a wrong declaration."""
+
+    op_semantics = OpSemantics(EventKind.BINARY, stateful=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return 0.5 * (x > 0).to(x.dtype)
+
+
+def test_a_binary_declaration_that_sends_other_values_is_an_error_naming_the_layer():
+    network = nn.Sequential(OrderedDict(fc=linear([[1.0, 1.0, 1.0]]), act=Scaled()))
+    with pytest.raises(OpCountError, match=r"'act' declares binary events .* emitted 0\.5"):
+        count(network, MLP_INPUT)
+
+
+def test_an_in_place_change_between_two_hooks_of_one_tensor_is_counted_anew():
+    # the LIF output feeds an in-place dropout (training mode) before fc2: fc2 must count what
+    # reaches it, not the memoised count of the LIF's output
+    torch.manual_seed(0)
+    network = nn.Sequential(OrderedDict(
+        fc1=Folded(nn.Linear(6, 32)), lif=LIF(beta=1.0, threshold=0.1),
+        drop=nn.Dropout(p=0.5, inplace=True), fc2=Folded(nn.Linear(32, 1, bias=False)),
+    ))
+    reached = {}
+    network.fc2.register_forward_pre_hook(lambda module, inputs: reached.update(x=inputs[0].clone()))
+    x = torch.rand(3, 4, 6)
+    counts = count(network.train(), x, ANALOG_VALUES)
+    fc2, lif = counts.layers[2], counts.layers[1]
+    # fc2: nonzeros after dropout · fan-out 1, per sample (B = 4)
+    assert fc2["acs"] == (reached["x"] != 0).sum().item() / 4
+    assert lif["spikes"] > fc2["acs"] > 0  # dropout removed some of the LIF's spikes
+
+
+def test_a_layer_with_events_is_counted_by_what_it_sends_not_its_output():
+    class MembraneOut(nn.Module):
+        # outputs its membrane (cumulative input); sends a spike where the membrane first reaches 1
+        op_semantics = OpSemantics(EventKind.BINARY, update_acs=1)
+
+        def forward(self, current: Tensor) -> Tensor:
+            return current.cumsum(0)
+
+        def events(self, membrane: Tensor) -> Tensor:
+            above = (membrane >= 1).to(membrane.dtype)
+            return above - torch.cat([torch.zeros_like(above[:1]), above[:-1]]).clamp(max=1) * above
+
+    # membrane of 2 neurons over T = 3: (0.6, 0.2), (1.2, 0.4), (1.8, 1.0) -> spikes at t=1 and t=2
+    network = nn.Sequential(MembraneOut())
+    x = torch.tensor([[[0.6, 0.2]], [[0.6, 0.2]], [[0.6, 0.6]]])
+    counts = count(network, x, ANALOG_VALUES)
+    assert counts.spikes_per_sample == 2  # not the 6 nonzero membrane values
+    assert counts.per_step["spikes"] == (0, 1, 1)
+
+
+def test_inference_mode_counts_the_same():
+    # inference tensors have no version counter: the per-tensor memo must not need one
+    with torch.inference_mode():
+        counts = count(tiny_mlp(), MLP_INPUT)
+    assert counts.totals == {"dense": 28, "acs": 10, "macs": 0, "neuron_updates": 4}
+    assert counts.spikes_per_sample == 1
+
+
+def test_hooks_leave_the_thread_count_as_they_found_it():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        count(tiny_mlp(), MLP_INPUT)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -75,55 +75,47 @@ def test_channels_last_cnn(benchmark, perf):
                 ratio_channels_last=race.ratio("snn_channels_last", "T_x_ann_channels_last"))
 
 
+def engine_setting_race(perf, set_setting, values: dict, default) -> Race:
+    """A race of the CNN SNN training step at T = 8, one fresh network per contestant; contestant
+    `name` runs with the process-wide engine setting `set_setting(values[name])`, and
+    `set_setting(default)` is restored after each of its calls."""
+    _, spikes, labels = make_batch(TARGET_STEPS, perf.profile.batch, perf.device)
+
+    def with_setting(value, step):
+        def run():
+            set_setting(value)
+            try:
+                step()
+            finally:
+                set_setting(default)
+        return run
+
+    return Race({name: with_setting(value, TrainStep(build_snn("cnn", perf.device), spikes, labels))
+                 for name, value in values.items()}, perf.device)
+
+
 def test_per_step_kernels_on_one_thread(benchmark, perf):
     """The fused LIF's per-step kernels on one thread (the default) and on PyTorch's threads, CNN."""
     if perf.device.type != "cpu":
         pytest.skip("thread counts concern the CPU")
-    steps = TARGET_STEPS
-    _, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
-
-    def with_step_threads(threads, step):
-        def run():
-            engine.set_step_threads(threads)
-            try:
-                step()
-            finally:
-                engine.set_step_threads(1)
-        return run
-
-    race = Race({"one_thread": with_step_threads(1, TrainStep(build_snn("cnn", perf.device), spikes, labels)),
-                 "all_threads": with_step_threads(None, TrainStep(build_snn("cnn", perf.device), spikes, labels))},
-                perf.device)
+    race = engine_setting_race(perf, engine.set_step_threads, {"one_thread": 1, "all_threads": None}, default=1)
     race.run(benchmark, perf.profile)
-    perf.record("step_threads", arch="cnn", T=steps, batch=perf.profile.batch, threads=torch.get_num_threads(),
-                speedup=race.ratio("all_threads", "one_thread"), times=race.summary())
+    perf.record("step_threads", arch="cnn", T=TARGET_STEPS, batch=perf.profile.batch,
+                threads=torch.get_num_threads(), speedup=race.ratio("all_threads", "one_thread"),
+                times=race.summary())
 
 
 def test_compiled_engine_vs_eager(benchmark, perf):
     """torch.compile of the fused LIF (engine.set_compile) against the eager fused path, CNN, T = 8."""
     if not perf.compile:
         pytest.skip("set SPIKECODE_PERF_COMPILE=1 to race torch.compile (it compiles for about a minute)")
-    steps = TARGET_STEPS
-    _, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
-    eager = TrainStep(build_snn("cnn", perf.device), spikes, labels)
-    compiled = TrainStep(build_snn("cnn", perf.device), spikes, labels)
-
-    def with_compile(enabled, step):
-        def run():
-            engine.set_compile(enabled)
-            try:
-                step()
-            finally:
-                engine.set_compile(False)
-        return run
-
+    race = engine_setting_race(perf, engine.set_compile, {"eager": False, "compiled": True}, default=False)
     started = time.perf_counter()
-    with_compile(True, compiled)()  # compiles forward and backward for this shape
+    race.contestants["compiled"]()  # compiles forward and backward for this shape
     compile_s = time.perf_counter() - started
     assert not engine._compile_failed, "torch.compile failed; the eager path ran instead"
-    race = Race({"eager": with_compile(False, eager), "compiled": with_compile(True, compiled)}, perf.device)
     race.run(benchmark, perf.profile)
-    perf.record("compile", arch="cnn", T=steps, batch=perf.profile.batch, compile_s=compile_s,
+    perf.record("compile", arch="cnn", T=TARGET_STEPS, batch=perf.profile.batch, compile_s=compile_s,
                 speedup=race.ratio("eager", "compiled"), times=race.summary())
 
 
@@ -133,21 +125,7 @@ def test_cpu_allocation_cache(benchmark, perf):
         pytest.skip("the allocation cache concerns glibc's malloc, i.e. CPU tensors")
     if not perf.info["cpu_allocation_cache"]:
         pytest.skip("glibc's mallopt is not available here")
-    steps = TARGET_STEPS
-    _, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
-
-    def with_cache(enabled, step):
-        def run():
-            engine.cache_cpu_allocations(enabled)
-            try:
-                step()
-            finally:
-                engine.cache_cpu_allocations(True)
-        return run
-
-    race = Race({"cached": with_cache(True, TrainStep(build_snn("cnn", perf.device), spikes, labels)),
-                 "uncached": with_cache(False, TrainStep(build_snn("cnn", perf.device), spikes, labels))},
-                perf.device)
+    race = engine_setting_race(perf, engine.cache_cpu_allocations, {"cached": True, "uncached": False}, default=True)
     race.run(benchmark, perf.profile)
-    perf.record("allocation_cache", arch="cnn", T=steps, batch=perf.profile.batch,
+    perf.record("allocation_cache", arch="cnn", T=TARGET_STEPS, batch=perf.profile.batch,
                 speedup=race.ratio("uncached", "cached"), times=race.summary())
