@@ -80,6 +80,8 @@ def run_point(params: Params, spec: RunSpec, progress: bool) -> None:
                                  root=GRIDS_RUNS / "sources")
         if not model_file(source.run_dir).exists():
             train(source, progress=progress)  # a grid of conversions needs its source trained once
+        if not (source.run_dir / "eval.json").exists():
+            evaluate(source, progress=progress)  # its accuracy is what the conversions are held to
     train(spec, progress=progress, source=source)
     evaluate(spec, progress=progress)
     run_energy(spec.run_dir, params.energy.cost_model)

@@ -77,5 +77,6 @@ def test_conversion_grids_on_another_architecture_share_one_trained_source(works
     trained_at = source.stat().st_mtime_ns
     assert main(["grid", "second", "--no-progress"]) == 0
     assert source.stat().st_mtime_ns == trained_at  # the second grid converted the same network
+    assert read_json(source.parent / "eval.json")["arch"] == "tiny"  # evaluated once, the conversions' reference
     record = read_json(workspace / "reports" / "grids" / "second" / "records.json")["records"][0]
     assert record["arch"] == "tiny" and record["T"] == 4
