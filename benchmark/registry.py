@@ -123,12 +123,23 @@ def create_method(
 
 
 def check_contract(method: CodingMethod, images: torch.Tensor) -> None:
-    """Runs one tiny batch through `method` and checks every shape the harness relies on."""
-    where = f"method {method.name!r}"
-    batch = images.shape[0]
+    """Runs one tiny batch of images `[B, C, H, W]` through `method` and checks every shape the
+    harness relies on."""
     encoded = method.encode(images, torch.Generator().manual_seed(0))
+    _check_encoded(method, encoded, images.shape[0], "encode()")
+
+
+def check_frames_contract(method: CodingMethod, frames: torch.Tensor) -> None:
+    """`check_contract` for event frames `[T_f, B, C, H, W]`, encoded by `encode_frames`."""
+    encoded = method.encode_frames(frames, torch.Generator().manual_seed(0))
+    _check_encoded(method, encoded, frames.shape[1], "encode_frames()")
+
+
+def _check_encoded(method: CodingMethod, encoded: torch.Tensor, batch: int, encoder: str) -> None:
+    """The checks of `check_contract` from the encoder's output on: network, readout, loss."""
+    where = f"method {method.name!r}"
     if not isinstance(encoded, torch.Tensor) or encoded.ndim < 2 or encoded.shape[:2] != (method.T, batch):
-        raise ContractError(f"{where}: encode() must return a tensor [T={method.T}, B={batch}, ...], got "
+        raise ContractError(f"{where}: {encoder} must return a tensor [T={method.T}, B={batch}, ...], got "
                             f"{getattr(encoded, 'shape', type(encoded).__name__)}")
     output = method.network(encoded)
     expected = (method.T, batch, method.num_classes)

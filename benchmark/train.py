@@ -32,11 +32,11 @@ from tqdm import tqdm
 
 from benchmark.config import RunSpec
 from benchmark.data import FrameFormat, Prepared, frames_to_float, load_prepared, to_unit_float
-from benchmark.errors import ConfigError, ContractError, SpikeCodeError, TrainingDiverged
+from benchmark.errors import ConfigError, SpikeCodeError, TrainingDiverged
 from benchmark.io import atomic_torch_save, read_json, write_json
 from benchmark.method import CodingMethod
 from benchmark.provenance import provenance
-from benchmark.registry import check_contract, create_method
+from benchmark.registry import check_contract, check_frames_contract, create_method
 from benchmark.semantics import OpSemantics
 
 EXPLODING_LOSS = 1e6
@@ -116,26 +116,6 @@ def forward_inputs(method: CodingMethod, inputs: torch.Tensor, frames: FrameForm
 def input_semantics(method: CodingMethod, frames: FrameFormat | None) -> OpSemantics:
     """The kind of the events that reach the network's first synaptic layer, for the op counter."""
     return method.input_semantics if frames is None else method.frame_semantics(frames.semantics)
-
-
-def check_frames_contract(method: CodingMethod, frames: torch.Tensor) -> None:
-    """`benchmark.registry.check_contract` for event frames `[T_f, B, C, H, W]`: `encode_frames`
-    gives `[T, B, ...]` and the network, readout and loss take it."""
-    where = f"method {method.name!r}"
-    batch = frames.shape[1]
-    encoded = method.encode_frames(frames, torch.Generator().manual_seed(0))
-    if not isinstance(encoded, torch.Tensor) or encoded.ndim < 2 or encoded.shape[:2] != (method.T, batch):
-        raise ContractError(f"{where}: encode_frames() must return a tensor [T={method.T}, B={batch}, ...], got "
-                            f"{list(getattr(encoded, 'shape', []))}")
-    output = method.network(encoded)
-    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (method.T, batch, method.num_classes):
-        raise ContractError(f"{where}: on event frames the network must return [T, B, classes] = "
-                            f"{[method.T, batch, method.num_classes]}, got {list(getattr(output, 'shape', []))}")
-    steps = method.readout(output).decision_step
-    if tuple(steps.shape) != (batch,) or bool((steps < 1).any() or (steps > method.T).any()):
-        raise ContractError(f"{where}: on event frames readout().decision_step must be [B={batch}] in 1..T={method.T}")
-    if method.loss(output, torch.zeros(batch, dtype=torch.long)).ndim != 0:
-        raise ContractError(f"{where}: loss() must return a scalar tensor")
 
 
 def model_file(run_dir: Path) -> Path:
