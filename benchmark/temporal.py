@@ -91,9 +91,16 @@ def single_spike_step(
             f"match the input current {tuple(current.shape)}; start a new sequence with initial_state(current)"
         )
     h = state.membrane + current  # H[t] = V[t-1] + I[t]
-    s = spike(h - threshold, surrogate, slope) * (1 - state.fired)  # S[t] = Θ(H[t] − θ)·(1 − M[t-1])
-    m = state.fired + s  # M[t] = M[t-1] + S[t]
+    s, m = fire_step(h, state.fired, threshold=threshold, surrogate=surrogate, slope=slope)
     return s, SingleSpikeState(membrane=h, fired=m)  # V[t] = H[t]
+
+
+def fire_step(
+    membrane: Tensor, fired: Tensor, *, threshold: float, surrogate: SurrogateName = "sigmoid", slope: float = 4.0
+) -> tuple[Tensor, Tensor]:
+    """The firing half of a step: (H[t], M[t-1]) -> (S[t], M[t]), `[B, ...]` each."""
+    s = spike(membrane - threshold, surrogate, slope) * (1 - fired)  # S[t] = Θ(H[t] − θ)·(1 − M[t-1])
+    return s, fired + s  # M[t] = M[t-1] + S[t]
 
 
 def initial_state(current_t: Tensor) -> SingleSpikeState:
@@ -130,8 +137,7 @@ def fire_once(
     fired = torch.zeros_like(membrane[0])
     spikes = []
     for h in membrane:
-        s = spike(h - threshold, surrogate, slope) * (1 - fired)
-        fired = fired + s
+        s, fired = fire_step(h, fired, threshold=threshold, surrogate=surrogate, slope=slope)
         spikes.append(s)
     return torch.stack(spikes)
 
@@ -160,20 +166,14 @@ class SingleSpikeIF(nn.Module):
         return f"threshold={self.threshold}, surrogate={self.surrogate}({self.slope})"
 
 
-class SingleSpikeOutput(nn.Module):
-    """Output layer of the single-spike methods: currents `[T, B, C]` -> membrane H `[T, B, C]`,
-    H[t] = H[t-1] + I[t]. `spikes(H)` fires it (`fire_once`): one spike per class at most.
+class SingleSpikeOutput(SingleSpikeIF):
+    """Output layer of the single-spike methods: the same neuron and settings, but it emits its
+    membrane, currents `[T, B, C]` -> H `[T, B, C]`, H[t] = H[t-1] + I[t]. `spikes(H)` fires it
+    (`fire_once`): one spike per class at most.
 
     Its spikes reach no synapse, so they cost no synaptic op; the op counter charges its neuron
     updates (one addition per class and step) and counts its spikes with `events`.
     """
-
-    def __init__(self, threshold: float = 1.0, surrogate: SurrogateName = "sigmoid", slope: float = 4.0):
-        super().__init__()
-        if threshold <= 0:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
-        self.threshold, self.surrogate, self.slope = threshold, surrogate, slope
-        self.op_semantics = OpSemantics(EventKind.BINARY, payload_bits=1, update_acs=1)
 
     def forward(self, current: Tensor) -> Tensor:
         return current.cumsum(0)
@@ -184,9 +184,6 @@ class SingleSpikeOutput(nn.Module):
     def events(self, membrane: Tensor) -> Tensor:
         """What the layer emits on the wire, for the op counter: its spikes (`[T, B, C]`)."""
         return first_crossings(membrane, self.threshold)
-
-    def extra_repr(self) -> str:
-        return f"threshold={self.threshold}, surrogate={self.surrogate}({self.slope})"
 
 
 def first_crossings(membrane: Tensor, threshold: float) -> Tensor:

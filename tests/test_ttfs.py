@@ -17,6 +17,7 @@ from benchmark.ops import OpCounter
 from benchmark.registry import check_contract, create_method
 from benchmark.semantics import EventKind
 from benchmark.temporal import SingleSpikeIF, SingleSpikeOutput, fire_once
+from tests.digits import digits, full_loss, train_briefly
 from methods.ttfs import (StaticInputFolded, WSConv2d, WSLinear, data_driven_init, fold_for_inference, initialize_layer,
                           standardize)
 
@@ -34,12 +35,12 @@ def neuron_spike_counts(method, images) -> dict[str, torch.Tensor]:
     """Σ_t S of every single-spike layer (hidden and output), per sample and neuron."""
     counts, handles = {}, []
     for name, module in method.network.named_modules():
-        if isinstance(module, SingleSpikeIF):
-            handles.append(module.register_forward_hook(
-                lambda mod, inp, out, name=name: counts.__setitem__(name, out.sum(0))))
         if isinstance(module, SingleSpikeOutput):  # emits its membrane; its spikes are spikes(H)
             handles.append(module.register_forward_hook(
                 lambda mod, inp, out, name=name: counts.__setitem__(name, mod.spikes(out).sum(0))))
+        elif isinstance(module, SingleSpikeIF):
+            handles.append(module.register_forward_hook(
+                lambda mod, inp, out, name=name: counts.__setitem__(name, out.sum(0))))
     with torch.no_grad():
         method.forward(images)
     for handle in handles:
@@ -289,26 +290,11 @@ def test_the_learned_decoder_is_trained_and_saved_with_the_network():
 
 
 def test_a_tiny_training_run_lowers_the_loss_and_keeps_one_spike_per_neuron():
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = torch.tensor(digits.images[:512], dtype=torch.float32).unsqueeze(1) / 16.0
-    labels = torch.tensor(digits.target[:512])
+    images, labels = digits()
     method = make({"T": 4}, ArchSpec(kind="mlp", hidden=[64]))
-    optimizer = torch.optim.Adam(method.network.parameters(), lr=3e-3)
-
-    def full_loss() -> float:
-        with torch.no_grad():
-            return method.loss(method.forward(images), labels).item()
-
-    before = full_loss()
-    for epoch in range(4):
-        for start in range(0, 512, 64):
-            loss = method.loss(method.forward(images[start:start + 64]), labels[start:start + 64])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    after = full_loss()
+    before = full_loss(method, images, labels)
+    train_briefly(method, images, labels)
+    after = full_loss(method, images, labels)
     assert after < before - 0.1
     with torch.no_grad():
         accuracy = (method.readout(method.forward(images)).prediction == labels).double().mean().item()
