@@ -19,6 +19,7 @@ from benchmark.ops import OpCounter
 from benchmark.registry import check_contract, create_method
 from benchmark.semantics import EventKind
 from benchmark.temporal import SingleSpikeIF, TemporalDecoder
+from tests.digits import digits, full_loss, train_briefly
 from methods.latency import (LatencyEncoder, OnceFolded, first_spike_score, latency_spike_times, latency_spikes,
                              step_weights, tad_weights, temporal_loss)
 
@@ -319,29 +320,11 @@ def test_every_variant_honours_the_contract(hyperparameters, arch):
 
 
 def test_a_tiny_training_run_lowers_the_loss():
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = torch.tensor(digits.images[:512], dtype=torch.float32).unsqueeze(1) / 16.0
-    labels = torch.tensor(digits.target[:512])
+    images, labels = digits()
     method = make({"T": 4}, ArchSpec(kind="mlp", hidden=[64, 32]), shape=(1, 8, 8))
-    optimizer = torch.optim.Adam(method.network.parameters(), lr=3e-3)
-
-    def full_loss() -> float:
-        method.network.eval()
-        with torch.no_grad():
-            loss = method.loss(method.forward(images), labels).item()
-        method.network.train()
-        return loss
-
-    before = full_loss()
-    for epoch in range(4):
-        for start in range(0, 512, 64):
-            loss = method.loss(method.forward(images[start:start + 64]), labels[start:start + 64])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    after = full_loss()
+    before = full_loss(method, images, labels)
+    train_briefly(method, images, labels)
+    after = full_loss(method, images, labels)
     assert after < before - 0.5
     method.network.eval()
     with torch.no_grad():
