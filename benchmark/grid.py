@@ -55,31 +55,50 @@ def grid_points(params: Params, name: str, profile: str | None = None) -> list[t
     return points
 
 
-def is_done(spec: RunSpec) -> bool:
-    """True when the point's results exist and were trained under its current settings."""
-    train_json, energy_json = spec.run_dir / "train.json", spec.run_dir / "energy.json"
-    if not (train_json.exists() and energy_json.exists() and (spec.run_dir / "eval.json").exists()):
+def trained_as_specified(spec: RunSpec) -> bool:
+    """True when `spec`'s run has a model trained under its current settings (fingerprint)."""
+    train_json = spec.run_dir / "train.json"
+    return train_json.exists() and read_json(train_json).get("fingerprint") == spec.fingerprint()
+
+
+def is_done(spec: RunSpec, source: RunSpec | None = None) -> bool:
+    """True when the point's results exist and were trained under its current settings; for a
+    conversion, also from its source as the source is now specified (a retrained source, e.g. after
+    its hyperparameters changed, makes every conversion of it stale)."""
+    if not all((spec.run_dir / name).exists() for name in ("energy.json", "eval.json")) or not trained_as_specified(spec):
         return False
-    return read_json(train_json).get("fingerprint") == spec.fingerprint()
+    if source is None:
+        return True
+    converted_from = read_json(spec.run_dir / "train.json")["history"][0].get("source_fingerprint")
+    return converted_from == source.fingerprint()
+
+
+def source_of(params: Params, spec: RunSpec) -> RunSpec | None:
+    """The run a conversion point converts: the leaderboard's, or for another architecture one
+    trained once under runs/grids/sources/ and shared by every grid converting that architecture."""
+    from benchmark.registry import get_method
+
+    source_name = get_method(spec.method).source_method
+    if not source_name:
+        return None
+    source = resolve_run(params, spec.dataset, source_name, spec.seed, spec.profile_name)
+    if source.arch_name != spec.arch_name:
+        source = resolve_run(params, spec.dataset, source_name, spec.seed, spec.profile_name,
+                             arch=spec.arch_name, label=f"{source_name}@arch={spec.arch_name}",
+                             root=GRIDS_RUNS / "sources")
+    return source
 
 
 def run_point(params: Params, spec: RunSpec, progress: bool) -> None:
     from benchmark.energy import run_energy
     from benchmark.evaluate import evaluate
-    from benchmark.registry import get_method
-    from benchmark.train import model_file, train
+    from benchmark.train import train
 
-    source_name = get_method(spec.method).source_method
-    source = None
-    if source_name:
-        source = resolve_run(params, spec.dataset, source_name, spec.seed, spec.profile_name)
-        if source.arch_name != spec.arch_name:  # the leaderboard's source has another architecture:
-            # trained once under runs/grids/sources/, shared by every grid converting that architecture
-            source = resolve_run(params, spec.dataset, source_name, spec.seed, spec.profile_name,
-                                 arch=spec.arch_name, label=f"{source_name}@arch={spec.arch_name}",
-                                 root=GRIDS_RUNS / "sources")
-        if not model_file(source.run_dir).exists():
+    source = source_of(params, spec)
+    if source is not None:
+        if not trained_as_specified(source):
             train(source, progress=progress)  # a grid of conversions needs its source trained once
+            (source.run_dir / "eval.json").unlink(missing_ok=True)
         if not (source.run_dir / "eval.json").exists():
             evaluate(source, progress=progress)  # its accuracy is what the conversions are held to
     train(spec, progress=progress, source=source)
@@ -96,7 +115,7 @@ def run_grid(params: Params, name: str, profile: str | None = None, progress: bo
     if not (DATASETS_DIR / grid.dataset / "prepared.pt").exists():
         prepare(grid.dataset, DATASETS_DIR, **points[0][1].dataset_params.model_dump())
     for index, (point, spec) in enumerate(points, start=1):
-        if is_done(spec):
+        if is_done(spec, source_of(params, spec)):
             print(f"grid {name}: point {index}/{len(points)} {spec.label} seed {spec.seed}: done before", flush=True)
             continue
         print(f"grid {name}: point {index}/{len(points)} {spec.label} seed {spec.seed}", flush=True)

@@ -365,7 +365,8 @@ def convert(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Processe
         method.convert(source, calibration_batches(data, spec))
     elapsed = time.perf_counter() - started
     source_train = read_json(source_spec.run_dir / "train.json")
-    history = [{"epoch": 0, "source": str(model_file(source_spec.run_dir)), "conversion_seconds": elapsed}]
+    history = [{"epoch": 0, "source": str(model_file(source_spec.run_dir)),
+                "source_fingerprint": source_train["fingerprint"], "conversion_seconds": elapsed}]
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     return _finish(spec, method, data, procs, history, elapsed + source_train["train_seconds"])
 

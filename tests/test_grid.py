@@ -80,3 +80,24 @@ def test_conversion_grids_on_another_architecture_share_one_trained_source(works
     assert read_json(source.parent / "eval.json")["arch"] == "tiny"  # evaluated once, the conversions' reference
     record = read_json(workspace / "reports" / "grids" / "second" / "records.json")["records"][0]
     assert record["arch"] == "tiny" and record["T"] == 4
+
+
+def test_a_conversion_point_is_rerun_when_its_source_is_retrained_under_new_settings(workspace, capsys):
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["architectures"]["tiny"] = {"kind": "mlp", "hidden": [12]}
+    params["grids"] = {"tiny-T": {"method": "convert", "dataset": "digits", "arch": "tiny", "seeds": [0], "axes": {"T": [2]}}}
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["grid", "tiny-T", "--no-progress"]) == 0
+    source_dir = workspace / "runs" / "grids" / "sources" / "digits" / "ann@arch=tiny" / "0"
+    first_source = read_json(source_dir / "train.json")["fingerprint"]
+    capsys.readouterr()
+    params["methods"]["ann"] = {**params["methods"].get("ann", {}), "lr": 0.02}  # the source's settings change
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["grid", "tiny-T", "--no-progress"]) == 0
+    assert "done before" not in capsys.readouterr().out
+    retrained = read_json(source_dir / "train.json")["fingerprint"]
+    point = read_json(workspace / "runs" / "grids" / "tiny-T" / "digits" / "convert@T=2" / "0" / "train.json")
+    assert retrained != first_source and point["history"][0]["source_fingerprint"] == retrained
+    capsys.readouterr()
+    assert main(["grid", "tiny-T", "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("done before") == 1

@@ -120,3 +120,29 @@ def test_contract_and_op_counts(name):
     assert counts.T == method.T and counts.totals["macs"] > 0
     kinds = {layer["name"]: layer["event_kind_in"] for layer in counts.layers}
     assert kinds["fc1"] == ("analog" if name == "qcfs-ann" else "binary")
+
+
+def test_data_driven_lambda_is_each_layers_p99_9_pre_activation_in_order():
+    # one pixel x = 1..1000, fc1 and fc2 the identity (1 → 1 → 1), L = 4.
+    # λ1 = p99.9 of z1 = x: the 999th smallest of 1000 (nearest rank) = 999.
+    # h1 = 999·floor(clip(x/999, 0, 1)·4 + 1/2)/4 = 999 for x ≥ 875 (126 samples), so λ2 = p99.9 of z2 = h1 = 999.
+    # Had layer 2 seen h1 under the placeholder λ1 = 1, every h1 would be 1 and λ2 = 1.
+    arch = MLP.model_copy(update={"hidden": [1, 1]})
+    method = create_method("qcfs-ann", {"levels": 4}, arch, (1, 1, 1), 2)
+    for layer in (method.network.fc1.layer, method.network.fc2.layer):
+        layer.weight.data.fill_(1.0)
+        layer.bias.data.zero_()
+    method.initialize(torch.arange(1.0, 1001.0).view(1000, 1, 1, 1))
+    assert [m.lam.item() for m in method.network.modules() if isinstance(m, QCFS)] == [999.0, 999.0]
+
+
+def test_a_number_for_lambda_init_starts_every_layer_there_and_initialize_keeps_it():
+    method = create_method("qcfs-ann", {"lambda_init": 8.0}, MLP, SHAPE, 10)
+    method.initialize(torch.rand(16, *SHAPE))
+    assert [m.lam.item() for m in method.network.modules() if isinstance(m, QCFS)] == [8.0]
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, "max"])
+def test_lambda_init_must_be_data_or_a_positive_number(value):
+    with pytest.raises(Exception, match="lambda_init"):
+        create_method("qcfs-ann", {"lambda_init": value}, MLP, SHAPE, 10)
