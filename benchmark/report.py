@@ -116,7 +116,21 @@ def _record(run_dir: Path) -> dict:
         "robustness": _read_robustness(run_dir),
         "train_seconds": _pick(train, ("train_seconds",), run_dir / "train.json")["train_seconds"],
         "layers": ops["layers"],
+        "converted_from": _converted_from(train),
     }
+
+
+def _converted_from(train: dict) -> dict | None:
+    """A conversion run's source: {"method", "arch", "accuracy"} from the eval.json beside the model
+    it converted (train.json's history names it); None for a trained run, or a source not evaluated."""
+    history = train.get("history") or [{}]
+    if "source" not in history[0]:
+        return None
+    source_eval = Path(history[0]["source"]).parent / "eval.json"
+    if not source_eval.exists():
+        return None
+    evaluation = read_json(source_eval)
+    return {key: evaluation.get(key) for key in ("method", "arch", "accuracy")}
 
 
 def _read_eval(path: Path) -> dict:
@@ -826,7 +840,7 @@ def plot_accuracy_vs_T(sweeps: list[dict], title: str) -> bytes:
 
 # --- accuracy vs spikes/sample, conversion methods (issue 5: matched accuracy, not only matched T) ---
 
-MATCH_MARGIN_PP = 0.5  # matched accuracy: within 0.5 pp of the `ann` baseline of the same dataset and profile
+MATCH_MARGIN_PP = 0.5  # matched accuracy: within 0.5 pp of the `ann` baseline of the same dataset, profile and arch
 
 
 def spike_curves(records: list[dict], grids: dict[str, list[dict]] | None = None) -> list[dict]:
@@ -834,7 +848,7 @@ def spike_curves(records: list[dict], grids: dict[str, list[dict]] | None = None
     each grid whose axes include T gives a series per combination of its other axes (as `t_sweeps`;
     series of one point are left out), and each leaderboard row not already in a grid series a
     series of its own, grouped by method and variant less T.
-    Each is {"series", "dataset", "profile", "method", "source",
+    Each is {"series", "dataset", "profile", "arch", "method", "source",
     "points": [(spikes/sample mean, accuracy mean (%), accuracy std, T, seeds)]}, points by spikes."""
     series: dict[tuple, list[dict]] = {}
     for grid, members in (grids or {}).items():
@@ -845,7 +859,7 @@ def spike_curves(records: list[dict], grids: dict[str, list[dict]] | None = None
         found: dict[tuple, list[dict]] = {}
         for record in members:
             rest = ",".join(f"{axis}={record['hyperparameters'].get(axis)}" for axis in axes if axis != "T")
-            key = (record["dataset"], record["profile"], record["method"], f"grid {grid}",
+            key = (record["dataset"], record["profile"], record.get("arch"), record["method"], f"grid {grid}",
                    f"{grid}: {row_label(record['method'], rest)}")
             found.setdefault(key, []).append(record)
         series.update({key: rs for key, rs in found.items() if len({r["T"] for r in rs}) > 1})
@@ -858,30 +872,44 @@ def spike_curves(records: list[dict], grids: dict[str, list[dict]] | None = None
         if record.get("family") != "conversion" or point_key(record) in covered:
             continue
         rest = ",".join(part for part in record["variant"].split(",") if part and not part.startswith("T="))
-        key = (record["dataset"], record["profile"], record["method"], "leaderboard", row_label(record["method"], rest))
+        key = (record["dataset"], record["profile"], record.get("arch"), record["method"], "leaderboard",
+               row_label(record["method"], rest))
         series.setdefault(key, []).append(record)
     curves = []
-    for (dataset, profile, method, source, name), members in series.items():
+    for (dataset, profile, arch, method, source, name), members in series.items():
         by_T: dict[int, list[dict]] = {}
         for record in members:
             by_T.setdefault(record["T"], []).append(record)
         points = sorted((mean_std(r["spikes_per_sample"] for r in rs)[0], *mean_std(100 * r["accuracy"] for r in rs),
                          T, len(rs)) for T, rs in by_T.items())
-        curves.append({"series": name, "dataset": dataset, "profile": profile, "method": method, "source": source,
-                       "points": points})
+        curves.append({"series": name, "dataset": dataset, "profile": profile, "arch": arch, "method": method,
+                       "source": source, "points": points})
     return curves
 
 
-def matched_level(records: list[dict]) -> float | None:
-    """The matched-accuracy level (%): the `ann` baseline's mean accuracy less MATCH_MARGIN_PP;
-    None without an `ann` record."""
-    baseline = [100 * record["accuracy"] for record in records if record["method"] == "ann"]
-    return statistics.fmean(baseline) - MATCH_MARGIN_PP if baseline else None
+def matched_levels(records: list[dict], grids: dict[str, list[dict]] | None = None) -> dict[str, float]:
+    """{arch: its matched-accuracy level (%)}: the `ann` baseline's mean accuracy on that
+    architecture less MATCH_MARGIN_PP. The baseline is the `records`' ann runs; for an architecture
+    only the grids convert, the ann source their conversions were converted from (`converted_from`).
+    Pass one dataset and profile's records and grids."""
+    baselines: dict[str, list[float]] = {}
+    for record in records:
+        if record["method"] == "ann":
+            baselines.setdefault(record.get("arch"), []).append(100 * record["accuracy"])
+    sources: dict[str, set[float]] = {}
+    for record in (record for members in (grids or {}).values() for record in members):
+        source = record.get("converted_from")
+        if source and source["method"] == "ann" and source["arch"] not in baselines:
+            sources.setdefault(source["arch"], set()).add(100 * source["accuracy"])
+    baselines.update({arch: sorted(values) for arch, values in sources.items()})
+    return {arch: statistics.fmean(values) - MATCH_MARGIN_PP for arch, values in baselines.items()}
 
 
-def matched_points(curves: list[dict], level: float) -> dict[str, tuple | None]:
-    """{series: its point with the fewest spikes/sample among those at or above `level`, or None}."""
-    return {curve["series"]: min((p for p in curve["points"] if p[1] >= level), default=None) for curve in curves}
+def matched_points(curves: list[dict], levels: dict[str, float]) -> dict[str, tuple | None]:
+    """{series: its point with the fewest spikes/sample among those at or above its architecture's
+    level, or None (also when its architecture has no level)}."""
+    return {curve["series"]: min((p for p in curve["points"] if curve["arch"] in levels and p[1] >= levels[curve["arch"]]),
+                                 default=None) for curve in curves}
 
 
 def conversion_spike_plot(records: list[dict], grids: dict[str, list[dict]] | None, title: str) -> bytes | None:
@@ -891,19 +919,21 @@ def conversion_spike_plot(records: list[dict], grids: dict[str, list[dict]] | No
         return None
     board = (records[0]["dataset"], records[0]["profile"])
     curves = [curve for curve in spike_curves(records, grids) if (curve["dataset"], curve["profile"]) == board]
-    return plot_accuracy_vs_spikes(curves, matched_level(records), title) if curves else None
+    board_grids = {name: [r for r in members if (r["dataset"], r["profile"]) == board]
+                   for name, members in (grids or {}).items()}
+    return plot_accuracy_vs_spikes(curves, matched_levels(records, board_grids), title) if curves else None
 
 
-def plot_accuracy_vs_spikes(curves: list[dict], level: float | None, title: str) -> bytes:
+def plot_accuracy_vs_spikes(curves: list[dict], levels: dict[str, float], title: str) -> bytes:
     """Accuracy against spikes/sample (log), a line per series of `spike_curves`, error bars over
-    seeds; left all points, right a zoom on the top 3 pp, each point labelled with its T. With a
-    matched-accuracy `level` (%): a dashed line, and each series' cheapest point at or above it
-    ringed, its spikes/sample in the legend. Points without spikes (T too short) are left out of
-    the log axis."""
+    seeds; left all points, right a zoom on the top 3 pp, each point labelled with its T. For each
+    architecture with a matched-accuracy level (%, `matched_levels`): a dashed line, and each of its
+    series' cheapest point at or above it ringed, its spikes/sample in the legend. Points without
+    spikes (T too short) are left out of the log axis."""
     figure = _figure(12, 4.8)
     figure.subplots_adjust(left=0.6 / 12, right=1 - 0.15 / 12, wspace=0.12)
     panels = figure.subplots(1, 2)
-    matched = matched_points(curves, level) if level is not None else {}
+    matched = matched_points(curves, levels)
     top = max(p[1] for curve in curves for p in curve["points"] if p[0] > 0) if curves else 100.0
     for index, axes in enumerate(panels):
         for curve, marker, color in zip(curves, cycle(MARKERS), cycle(f"C{i}" for i in range(10))):
@@ -913,7 +943,7 @@ def plot_accuracy_vs_spikes(curves: list[dict], level: float | None, title: str)
             spikes, means, stds, Ts, _ = zip(*points)
             label = curve["series"]
             best = matched.get(curve["series"])
-            if level is not None:
+            if curve["arch"] in levels:
                 label += f": {best[0]:,.0f} spikes at T={best[3]}" if best else ": below the level"
             axes.errorbar(spikes, means, yerr=[_zero_if_missing(s) for s in stds], marker=marker, color=color,
                           capsize=3, label=label)
@@ -924,13 +954,15 @@ def plot_accuracy_vs_spikes(curves: list[dict], level: float | None, title: str)
                 for x, y, T in zip(spikes, means, Ts):
                     axes.annotate(f"{T}", (x, y), textcoords="offset points", xytext=(3, -9), fontsize=7,
                                   color=color, annotation_clip=True)
-        if level is not None:
-            shown = f"matched accuracy: ann − {MATCH_MARGIN_PP} pp = {level:.2f} %"
-            axes.axhline(level, linestyle="--", color="0.3", linewidth=1, label=shown if index == 0 else None)
+        shown_archs = {curve["arch"] for curve in curves}
+        for (arch, level), style in zip(sorted(levels.items()), cycle(["--", ":", "-."])):
+            if arch in shown_archs:
+                shown = f"matched accuracy, {arch}: its ann − {MATCH_MARGIN_PP} pp = {level:.2f} %"
+                axes.axhline(level, linestyle=style, color="0.3", linewidth=1, label=shown if index == 0 else None)
         axes.set_xscale("log")
         axes.set(xlabel="spikes per sample")
         axes.grid(alpha=0.3)
-    low = min(level, top) - 3 if level is not None else top - 3
+    low = min([*levels.values(), top]) - 3
     zoomed = [p[0] for curve in curves for p in curve["points"] if p[0] > 0 and p[1] >= low]
     panels[1].set_ylim(low, top + 0.5)
     if zoomed:

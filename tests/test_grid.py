@@ -98,6 +98,9 @@ def test_a_conversion_point_is_rerun_when_its_source_is_retrained_under_new_sett
     retrained = read_json(source_dir / "train.json")["fingerprint"]
     point = read_json(workspace / "runs" / "grids" / "tiny-T" / "digits" / "convert@T=2" / "0" / "train.json")
     assert retrained != first_source and point["history"][0]["source_fingerprint"] == retrained
+    (record,) = read_json(workspace / "reports" / "grids" / "tiny-T" / "records.json")["records"]
+    source_accuracy = read_json(source_dir / "eval.json")["accuracy"]
+    assert record["converted_from"] == {"method": "ann", "arch": "tiny", "accuracy": source_accuracy}
     capsys.readouterr()
     assert main(["grid", "tiny-T", "--no-progress"]) == 0
     assert capsys.readouterr().out.count("done before") == 1

@@ -18,6 +18,7 @@ DESIGN_KEYS = {
     "spikes_per_sample", "ops", "energy", "robustness", "params", "footprint_bytes", "train_seconds",
     "throughput_samples_per_s", "layers", "provenance", "family", "hyperparameters", "citation",
 }
+ADDED_KEYS = {"converted_from"}  # DESIGN.md: "keys may be added"; a conversion's source {method, arch, accuracy}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REFERENCE = {"dataset": "digits", "method": "ttfs", "accuracy": 0.99, "T": 8, "source": "Che et al., arXiv 2410.23619"}
 
@@ -73,13 +74,13 @@ def robust_json(corruptions: dict, steps: float = 8.0) -> dict:
     return {"per_corruption": per_corruption, "mean_accuracy": mean, "seed": 0}
 
 
-def test_record_has_exactly_the_design_keys_and_carries_values_through(tmp_path):
+def test_record_has_exactly_the_design_and_added_keys_and_carries_values_through(tmp_path):
     robust = robust_json({"gaussian_noise": ("noise", [0.8, 0.7, 0.6, 0.5, 0.4])})
     run_dir = write_run(tmp_path, accuracy=0.875, spikes=42.0, acs=420.0, macs=7.0, tier1_pj=400.0,
                         train_seconds=12.5, robust=robust)
     write_run(tmp_path, method="ann", robust=robust_json({"gaussian_noise": ("noise", [0.9, 0.8, 0.7, 0.6, 0.5])}))
     record = next(record for record in collect_records(tmp_path) if record["method"] == "rate")
-    assert set(record) == DESIGN_KEYS
+    assert set(record) == DESIGN_KEYS | ADDED_KEYS and record["converted_from"] is None  # rate is trained
     evaluation = json.loads((run_dir / "eval.json").read_text())
     carried = ("accuracy", "decision_step", "provenance", "hyperparameters", "citation", "T", "seed", "params")
     assert {key: record[key] for key in carried} == {key: evaluation[key] for key in carried}
