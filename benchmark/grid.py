@@ -55,22 +55,25 @@ def grid_points(params: Params, name: str, profile: str | None = None) -> list[t
     return points
 
 
-def trained_as_specified(spec: RunSpec) -> bool:
-    """True when `spec`'s run has a model trained under its current settings (fingerprint)."""
+def _trained_under(spec: RunSpec) -> dict | None:
+    """`spec`'s train.json when its model was trained under the current settings (fingerprint), else None."""
     train_json = spec.run_dir / "train.json"
-    return train_json.exists() and read_json(train_json).get("fingerprint") == spec.fingerprint()
+    if not train_json.exists():
+        return None
+    train = read_json(train_json)
+    return train if train.get("fingerprint") == spec.fingerprint() else None
 
 
 def is_done(spec: RunSpec, source: RunSpec | None = None) -> bool:
     """True when the point's results exist and were trained under its current settings; for a
     conversion, also from its source as the source is now specified (a retrained source, e.g. after
     its hyperparameters changed, makes every conversion of it stale)."""
-    if not all((spec.run_dir / name).exists() for name in ("energy.json", "eval.json")) or not trained_as_specified(spec):
+    if not all((spec.run_dir / name).exists() for name in ("energy.json", "eval.json")):
         return False
-    if source is None:
-        return True
-    converted_from = read_json(spec.run_dir / "train.json")["history"][0].get("source_fingerprint")
-    return converted_from == source.fingerprint()
+    train = _trained_under(spec)
+    if train is None:
+        return False
+    return source is None or train["history"][0].get("source_fingerprint") == source.fingerprint()
 
 
 def source_of(params: Params, spec: RunSpec) -> RunSpec | None:
@@ -89,17 +92,18 @@ def source_of(params: Params, spec: RunSpec) -> RunSpec | None:
     return source
 
 
-def run_point(params: Params, spec: RunSpec, progress: bool) -> None:
+def run_point(params: Params, spec: RunSpec, source: RunSpec | None, progress: bool) -> None:
+    """Trains (or converts `source`'s network, training and evaluating the source first where it is
+    missing or stale), evaluates and costs one point."""
     from benchmark.energy import run_energy
     from benchmark.evaluate import evaluate
     from benchmark.train import train
 
-    source = source_of(params, spec)
     if source is not None:
-        if not trained_as_specified(source):
+        retrain = _trained_under(source) is None
+        if retrain:
             train(source, progress=progress)  # a grid of conversions needs its source trained once
-            (source.run_dir / "eval.json").unlink(missing_ok=True)
-        if not (source.run_dir / "eval.json").exists():
+        if retrain or not (source.run_dir / "eval.json").exists():
             evaluate(source, progress=progress)  # its accuracy is what the conversions are held to
     train(spec, progress=progress, source=source)
     evaluate(spec, progress=progress)
@@ -115,11 +119,12 @@ def run_grid(params: Params, name: str, profile: str | None = None, progress: bo
     if not (DATASETS_DIR / grid.dataset / "prepared.pt").exists():
         prepare(grid.dataset, DATASETS_DIR, **points[0][1].dataset_params.model_dump())
     for index, (point, spec) in enumerate(points, start=1):
-        if is_done(spec, source_of(params, spec)):
+        source = source_of(params, spec)
+        if is_done(spec, source):
             print(f"grid {name}: point {index}/{len(points)} {spec.label} seed {spec.seed}: done before", flush=True)
             continue
         print(f"grid {name}: point {index}/{len(points)} {spec.label} seed {spec.seed}", flush=True)
-        run_point(params, spec, progress)
+        run_point(params, spec, source, progress)
     records = collect_records(GRIDS_RUNS / name)
     return write_grid_report(name, list(grid.axes), records, GRIDS_REPORTS / name)
 
