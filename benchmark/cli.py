@@ -7,6 +7,7 @@
     spikecode robustness --dataset D --method M --seed S -> runs/D/M/S/robust.json
     spikecode energy   --dataset D --method M --seed S   -> runs/D/M/S/energy.json
     spikecode grid NAME                              a sweep or ablation of params.yaml `grids:`
+    spikecode resolution NAME                        Δt, Δt/2, Δt/4 invariance sweep of params.yaml `resolution:`
     spikecode report                                 runs/ -> reports/ (tables, plots, leaderboard)
     spikecode report --merge PATH...                 leaderboards or runs/ from other machines -> reports/, site
     spikecode publish                                reports/leaderboard.json -> reports/site/ (static site)
@@ -60,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--profile", help="a profile of params.yaml (default: its `profile` key)")
     grid.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
+    resolution = commands.add_parser("resolution", help="train and evaluate methods at finer time steps of an event "
+                                                        "dataset (params.yaml `resolution:`)")
+    resolution.add_argument("name", help="a sweep under `resolution:` in params.yaml")
+    resolution.add_argument("--profile", help="a profile of params.yaml (default: its `profile` key)")
+    resolution.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
     report = commands.add_parser("report", help="collect every run into leaderboard tables and plots in reports/")
     report.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of runs (default: runs/)")
     report.add_argument("--out", type=Path, default=REPORTS_DIR, help="output folder (default: reports/)")
@@ -92,7 +99,7 @@ def cmd_prepare(args) -> None:
     get_dataset(args.dataset)
     params = load_params(args.params)
     split = params.datasets.get(args.dataset)
-    options = split.model_dump() if split else {}
+    options = split.model_dump(exclude={"methods"}) if split else {}
     try:
         path = prepare(args.dataset, DATASETS_DIR, allow_download=args.download, **options)
     except MissingData as error:
@@ -206,6 +213,16 @@ def cmd_grid(args) -> None:
     print(f"grid {args.name}: wrote {', '.join(str(path) for path in written)}")
 
 
+def cmd_resolution(args) -> None:
+    from benchmark.resolution import REPORTS_DIR, run_resolution
+
+    record = run_resolution(load_params(args.params), args.name, args.profile, progress=not args.no_progress)
+    for method, entry in record["methods"].items():
+        print(f"{method}: trained at Δt, run at Δt/k: {entry['evaluated_shift_pp']:.2f} pp; retrained: "
+              f"{entry['retrained_shift_pp']:.2f} pp")
+    print(f"resolution {args.name}: wrote {REPORTS_DIR / args.name}/")
+
+
 def cmd_report(args) -> None:
     from benchmark.report import build_report, write_leaderboard
 
@@ -233,7 +250,8 @@ def cmd_publish(args) -> None:
 
 
 COMMANDS = {"list": cmd_list, "prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate,
-            "robustness": cmd_robustness, "energy": cmd_energy, "grid": cmd_grid, "report": cmd_report,
+            "robustness": cmd_robustness, "energy": cmd_energy, "grid": cmd_grid,
+            "resolution": cmd_resolution, "report": cmd_report,
             "publish": cmd_publish}
 
 

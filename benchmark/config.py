@@ -3,12 +3,15 @@
 Layout (every key is checked; an unknown or ill-typed key is a ConfigError naming it):
 
     profile: quick                     which entry of `profiles` the run uses
-    run: {datasets, methods, seeds}    what `dvc repro` runs (the DVC matrix)
+    run: {datasets, methods, seeds}    what `dvc repro` runs (the DVC matrix); `events` {datasets,
+                                       methods}: the event datasets' own matrix
     profiles.<name>                    schedule and architectures of a profile, per-method overrides
     architectures.<name>               named networks (benchmark.arch.ArchSpec)
     datasets.<name>                    split settings; event datasets: `framing`, and `simulation` for a
-                                       simulated one (benchmark.events)
+                                       simulated one (benchmark.events); `methods`: per-method
+                                       overrides on this dataset (e.g. T = framing.T)
     methods.<name>                     hyperparameters, validated by the method's own Config
+    resolution.<name>                  temporal-resolution sweeps (benchmark.resolution)
     energy                             the tier-1 cost model
     references                         paper figures, shown only as labelled reference rows
 """
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchmark.arch import ArchSpec
 from benchmark.errors import ConfigError
@@ -43,12 +46,19 @@ class Conversion(_Strict):
     source: str
 
 
+class EventMatrix(_Strict):
+    datasets: list[str] = Field(default_factory=list, description="empty: no event data")
+    methods: list[str] = Field(default_factory=list, description="trained methods that run on event frames")
+
+
 class RunMatrix(_Strict):
     datasets: list[str]
     methods: list[str] = Field(description="methods trained by the harness (families ann and direct)")
     conversions: list[Conversion] = Field(default_factory=list, description="conversion methods and their sources")
     seeds: list[int] = Field(min_length=1)
+    events: EventMatrix = Field(default_factory=EventMatrix, description="event datasets and the methods run on them")
     grids: list[str] = Field(default_factory=list, description="grids (sweeps, ablations) that `dvc repro` runs")
+    resolution: list[str] = Field(default_factory=list, description="resolution sweeps that `dvc repro` runs")
 
 
 class Profile(_Strict):
@@ -72,6 +82,8 @@ class DatasetParams(_Strict):
     framing: Framing | None = Field(None, description="event datasets: how events become frames (benchmark.events)")
     simulation: EventCamera | None = Field(None, description="simulated event datasets: the camera "
                                                              "(benchmark.event_camera)")
+    methods: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-method overrides on this "
+                                               "dataset, over the profile's (an event dataset's frames fix T)")
 
 
 class EnergyParams(_Strict):
@@ -90,6 +102,28 @@ class Grid(_Strict):
     fixed: dict[str, Any] = Field(default_factory=dict)
 
 
+class ResolutionSweep(_Strict):
+    """Temporal-resolution invariance on an event dataset (benchmark.resolution)."""
+
+    description: str = ""
+    dataset: str
+    methods: list[str] = Field(min_length=1)
+    factors: list[int] = Field([1, 2, 4], min_length=2, description="k: the model runs at Δt/k; must include 1")
+    train_samples: int = Field(ge=1, description="first N samples of the prepared training split")
+    val_samples: int = Field(1000, ge=1)
+    test_samples: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    seed: int = 0
+    tolerance_pp: float = Field(1.0, gt=0, description="the invariance criterion, percentage points")
+
+    @field_validator("factors")
+    @classmethod
+    def _includes_one(cls, factors: list[int]) -> list[int]:
+        if 1 not in factors or any(k < 1 for k in factors) or len(set(factors)) != len(factors):
+            raise ValueError(f"factors must be distinct integers >= 1 and include 1 (Δt itself), got {factors}")
+        return sorted(factors)
+
+
 class Params(_Strict):
     profile: str
     run: RunMatrix
@@ -98,6 +132,7 @@ class Params(_Strict):
     datasets: dict[str, DatasetParams]
     methods: dict[str, dict[str, Any]]
     grids: dict[str, Grid] = Field(default_factory=dict)
+    resolution: dict[str, ResolutionSweep] = Field(default_factory=dict)
     energy: EnergyParams = EnergyParams()
     references: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -120,6 +155,11 @@ def load_params(path: Path = DEFAULT_PARAMS) -> Params:
     except ValidationError as error:
         raise ConfigError(f"{path}:\n  " + "\n  ".join(_describe(item) for item in error.errors())) from None
     params.active_profile()  # the selected profile must exist
+    for dataset, entry in params.datasets.items():
+        unknown = [name for name in entry.methods if name not in params.methods]
+        if unknown:
+            raise ConfigError(f"{path}: datasets.{dataset}.methods overrides {', '.join(unknown)}, which `methods` does "
+                              f"not define (defined: {', '.join(params.methods)}); fix the name or add the method")
     return params
 
 
@@ -162,7 +202,8 @@ class RunSpec:
                 "profile": self.profile.model_dump(exclude={"methods", "description"}),
                 "arch": self.arch.model_dump(),
                 "hyperparameters": self.hyperparameters,
-                "split": self.dataset_params.model_dump(exclude_none=True),  # as before event datasets
+                # as before event datasets and per-dataset overrides (those are in `hyperparameters`)
+                "split": self.dataset_params.model_dump(exclude_none=True, exclude={"methods"}),
             },
             sort_keys=True,
         )
@@ -182,7 +223,8 @@ def resolve_run(
     root: Path = RUNS_DIR,
 ) -> RunSpec:
     """The run of `method` on `dataset` with `seed`: hyperparameters are `methods.<method>`, then the
-    profile's overrides, then `overrides` (a grid point's), each over the last."""
+    profile's overrides, then the dataset's (`datasets.<dataset>.methods`), then `overrides` (a grid
+    point's), each over the last."""
     profile_name, prof = params.active_profile(profile)
     arch_name = arch or prof.arch.get(dataset, prof.arch.get("default"))
     if arch_name is None:
@@ -194,7 +236,9 @@ def resolve_run(
         )
     if method not in params.methods:
         raise ConfigError(f"methods.{method}: no entry in params.yaml; add one (an empty mapping {{}} takes the defaults)")
-    hyperparameters = {**(params.methods[method] or {}), **prof.methods.get(method, {}), **(overrides or {})}
+    dataset_params = params.datasets.get(dataset, DatasetParams())
+    hyperparameters = {**(params.methods[method] or {}), **prof.methods.get(method, {}),
+                       **dataset_params.methods.get(method, {}), **(overrides or {})}
     return RunSpec(
         dataset=dataset,
         method=method,
@@ -204,7 +248,7 @@ def resolve_run(
         arch_name=arch_name,
         arch=params.architectures[arch_name],
         hyperparameters=hyperparameters,
-        dataset_params=params.datasets.get(dataset, DatasetParams()),
+        dataset_params=dataset_params,
         label=label,
         root=root,
     )

@@ -361,7 +361,12 @@ def corrupt_events(events: np.ndarray, sensor_size: tuple[int, int, int], name: 
     saved = np.random.get_state()
     try:
         np.random.seed(sample_seed(seed, corruption.id, severity, sample_index) % 2**32)
-        return transform(events.copy())
+        if events.dtype["p"] != np.bool_:
+            return transform(events.copy())
+        # tonic's UniformNoise draws p from uniform(0, 2): cast to bool, nearly every noise event
+        # would be ON; as 0/1 integers half are ON and half OFF, as on an integer-polarity sensor
+        as_int = events.astype([(f, np.int8 if f == "p" else events.dtype[f]) for f in events.dtype.names])
+        return transform(as_int).astype(events.dtype)
     finally:
         np.random.set_state(saved)
 

@@ -127,7 +127,10 @@ class CodingMethod:
     #     train_step(images [B, C, H, W], labels [B], optimizer, generator) -> (loss, prediction [B])
     # doing its own forward, backward and optimizer steps; the harness's loop then calls it for every
     # batch instead. `loss`: the batch's scalar loss, detached; `prediction`: as `readout` gives it.
+    # and, to train the same way on event data,
+    #     train_step_frames(frames [T_f, B, C, H, W], labels [B], optimizer, generator) -> (loss, prediction [B])
     train_step: Callable[..., tuple[Tensor, Tensor]] | None = None
+    train_step_frames: Callable[..., tuple[Tensor, Tensor]] | None = None
 
     def convert(self, source: "CodingMethod", calibration: Iterable[Tensor]) -> None:
         """Conversion family: turn the trained `source` method's network into `self.network`.
@@ -151,7 +154,7 @@ class CodingMethod:
             raise ConfigError(
                 f"the event frames have T = {frames.shape[0]} time steps (the dataset's framing.T) but "
                 f"methods.{self.name}.T = {self.T}; method {self.name!r} passes frames straight to its network, so "
-                f"the two must agree: set one to the other"
+                f"the two must agree: set datasets.<dataset>.methods.{self.name}.T to the framing's T in params.yaml"
             )
         return frames
 
@@ -163,6 +166,13 @@ class CodingMethod:
     def initialize_frames(self, frames: Tensor) -> None:
         """`initialize` for an event dataset: called once before training with a batch of training
         frames `[T_f, B, C, H, W]`. The default does nothing."""
+
+    @classmethod
+    def at_time_step(cls, hyperparameters: dict[str, Any], factor: int) -> dict[str, Any]:
+        """The hyperparameters that run the same model at time step Δt/`factor` (benchmark.resolution):
+        T·factor steps. Override when a constant is defined in the recording's time rather than per step."""
+        config = cls.Config(**hyperparameters)
+        return {**hyperparameters, "T": config.T * factor}
 
     # --- provided ---------------------------------------------------------------------------
 

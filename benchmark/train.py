@@ -175,13 +175,15 @@ def accuracy(method: CodingMethod, images: torch.Tensor, labels: torch.Tensor, d
     return correct / max(len(labels), 1)
 
 
-def train(spec: RunSpec, progress: bool = True, source: RunSpec | None = None) -> dict[str, Any]:
+def train(spec: RunSpec, progress: bool = True, source: RunSpec | None = None,
+          data: Prepared | None = None) -> dict[str, Any]:
     """Trains (or converts) one run and writes `model.pt` and `train.json` under `spec.run_dir`.
 
-    `source`: for a conversion method, the run whose trained network it converts.
+    `source`: for a conversion method, the run whose trained network it converts. `data`: the
+    dataset to train on instead of `spec.dataset`'s prepared one (benchmark.resolution's re-framed subsets).
     """
     procs = Processes.from_env()
-    data = load_prepared(spec.dataset)
+    data = data or load_prepared(spec.dataset)
     method = build_method(spec, data)
     if method.family == "conversion":
         if source is None:
@@ -200,9 +202,10 @@ def _train_loop(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Proc
     optimizer = torch.optim.Adam(network.parameters(), lr=method.config.lr, weight_decay=method.config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     loader, sampler = train_loader(data, spec, batch_size, procs)
-    if data.frames is not None and method.train_step is not None:
-        raise SpikeCodeError(f"{spec.method} trains with its own train_step, which takes images; it does not "
-                             f"train on event frames ({spec.dataset}) yet")
+    train_step = method.train_step if data.frames is None else method.train_step_frames
+    if data.frames is not None and method.train_step is not None and train_step is None:
+        raise SpikeCodeError(f"{spec.method} trains with its own train_step, which takes images, and defines no "
+                             f"train_step_frames for event frames ({spec.dataset}); add one (benchmark/method.py)")
 
     start_epoch, history, elapsed = _resume(spec, network, optimizer, scheduler, procs)
     if start_epoch == 0:
@@ -219,8 +222,8 @@ def _train_loop(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Proc
                    disable=not (progress and procs.is_main))
         for batch, (images, labels) in enumerate(bar):
             images, labels = as_inputs(images.to(procs.device), data.frames), labels.to(procs.device)
-            if method.train_step is not None:  # the method's own loop (benchmark/method.py)
-                loss, prediction = method.train_step(images, labels, optimizer, encoder)
+            if train_step is not None:  # the method's own loop (benchmark/method.py)
+                loss, prediction = train_step(images, labels, optimizer, encoder)
                 _check_loss(loss, spec, epoch, batch)
             else:
                 output = model(encode_inputs(method, images, data.frames, encoder))

@@ -32,9 +32,10 @@ events and the threshold test carry no gradient; the ReLU keeps its own derivati
 bucket states are constants, so at step t
     ∂x_j/∂w_ij = Σ_k v_jᵏ·ŷᵏ_i(t),  ∂x_j/∂v_jᵏ = Σ_i w_ij·ŷᵏ_i(t),  ∂x_j/∂y_i(t) = w_ij·v_j⁰.
 
-Training (`training`): `train_step` (the harness's optional per-batch hook, benchmark/method.py)
-runs t = 0..T-1 one step of the whole network at a time, in the trace form below, and frees each
-step's graph after its backward: memory is constant in T. The loss steps are t = t_0..T−1, every one of them:
+Training (`training`): `train_step` (the harness's optional per-batch hook, benchmark/method.py;
+`train_step_frames` on event data, whose frames' counts are the input events e_in(t)) runs
+t = 0..T-1 one step of the whole network at a time, in the trace form below, and frees each step's
+graph after its backward: memory is constant in T. The loss steps are t = t_0..T−1, every one of them:
     online   (params.yaml default) at every loss step: backward of CE(O(t), y), then an optimizer
              step, T − t_0 updates per batch; later steps run on the updated weights
     offline  the gradients of CE(O(t), y)/(T − t_0) accumulate over the loss steps, then one
@@ -73,7 +74,7 @@ Shapes: time-first, `[T, B, ...]`; buckets `[K, B, ...]`; per-step tensors `[B, 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Iterator, Literal
 
 import torch
 import torch.distributed as torch_dist
@@ -307,6 +308,13 @@ class SigmaDelta(CodingMethod):
                               "use an architecture with batch_norm: false and pool: avg")
         super().__init__(config, arch, input_shape, num_classes)
 
+    @classmethod
+    def at_time_step(cls, hyperparameters: dict, factor: int) -> dict:
+        """At Δt/factor: T·factor steps of dt/factor, so every α_k = exp(−Δt/τ_k) keeps τ_k in time."""
+        config = cls.Config(**hyperparameters)
+        return {**hyperparameters, "T": config.T * factor, "dt": config.dt / factor,
+                "loss_from": config.loss_from * factor}
+
     @property
     def alphas(self) -> list[float]:
         return decay_factors(self.config.dt, self.config.tau)
@@ -332,11 +340,14 @@ class SigmaDelta(CodingMethod):
 
     def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The image's sigma-delta events (y(t) = x for every t): `[B, C, H, W]` -> `[T, B, C, H, W]`."""
-        reconstruction, events = torch.zeros_like(images), []
+        return torch.stack(list(self._image_events(images)))
+
+    def _image_events(self, images: Tensor) -> Iterator[Tensor]:
+        """The input senders' events e_in(t), t = 0..T−1, one step at a time."""
+        reconstruction = torch.zeros_like(images)
         for _ in range(self.config.T):
-            e, reconstruction = self._encode_step(images, reconstruction)
-            events.append(e)
-        return torch.stack(events)
+            events, reconstruction = self._encode_step(images, reconstruction)
+            yield events
 
     def _encode_step(self, images: Tensor, reconstruction: Tensor) -> tuple[Tensor, Tensor]:
         """The input senders' step: (x, ŷ⁰_in(t−1)) -> (e_in(t), ŷ⁰_in(t))."""
@@ -355,17 +366,26 @@ class SigmaDelta(CodingMethod):
                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """One batch of per-step training (the module docstring): -> (mean loss over the loss steps,
         detached; predictions `[B]` from O(T − 1)). The encoder is deterministic: `generator` is unused."""
+        return self._train_per_step(self._image_events(images), labels, optimizer)
+
+    def train_step_frames(self, frames: Tensor, labels: Tensor, optimizer: torch.optim.Optimizer,
+                          generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """`train_step` on event frames `[T, B, C, H, W]`: each frame's counts are the input events e_in(t)
+        (graded, as `encode_frames` passes them to the network)."""
+        return self._train_per_step(iter(self.encode_frames(frames, generator)), labels, optimizer)
+
+    def _train_per_step(self, input_events: Iterator[Tensor], labels: Tensor,
+                        optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
         config, network = self.config, self.network
-        alphas = images.new_tensor(self.alphas)
-        reconstruction = torch.zeros_like(images)  # the encoder runs step by step too (`encode`'s steps)
-        inputs = images.new_zeros(len(self.alphas), *images.shape)
         traces: list[Tensor | None] = [None] * sum(isinstance(m, GammaSigmaDelta) for m in network.modules())
         loss_steps = config.T - config.loss_from
-        total = images.new_zeros(())
         online = config.training == "online"
         optimizer.zero_grad(set_to_none=True)
-        for t in range(config.T):
-            events, reconstruction = self._encode_step(images, reconstruction)
+        inputs, total = None, None
+        for t, events in enumerate(input_events):
+            if inputs is None:
+                alphas = events.new_tensor(self.alphas)
+                inputs, total = events.new_zeros(len(self.alphas), *events.shape), events.new_zeros(())
             inputs = gamma_memory_step(events, inputs, alphas)
             counts = t >= config.loss_from
             with torch.set_grad_enabled(counts):

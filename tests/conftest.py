@@ -25,7 +25,8 @@ def smoke_params(**changes) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["profile"] = "smoke"
     params["run"].update({"datasets": ["digits"], "methods": ["ann", "rate"], "seeds": [0], "grids": [],
-                          "conversions": [{"method": "convert", "source": "ann"}]})
+                          "conversions": [{"method": "convert", "source": "ann"}],
+                          "events": {"datasets": ["nmnist"], "methods": ["ann"]}})  # absent: skip markers
     for dotted, value in changes.items():
         *path, last = dotted.split(".")
         node = params

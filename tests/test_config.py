@@ -62,6 +62,29 @@ def test_profile_overrides_are_merged_over_the_method_entry(tmp_path):
     assert spec.arch_name == "mlp-s"
 
 
+def test_dataset_overrides_apply_on_that_dataset_only_over_the_profiles(tmp_path):
+    params = load_params(_write(tmp_path, smoke_params(**{"profiles.smoke.methods": {"rate": {"T": 5, "beta": 0.8}},
+                                                          "datasets.digits.methods": {"rate": {"T": 7}}})))
+    on_digits = resolve_run(params, "digits", "rate", 0)
+    assert (on_digits.hyperparameters["T"], on_digits.hyperparameters["beta"]) == (7, 0.8)
+    assert resolve_run(params, "fashion-mnist", "rate", 0).hyperparameters["T"] == 5
+    assert resolve_run(params, "digits", "rate", 0, overrides={"T": 9}).hyperparameters["T"] == 9  # a grid's point
+
+
+def test_a_dataset_override_changes_the_fingerprint_only_through_the_hyperparameters(tmp_path):
+    base = load_params(_write(tmp_path, smoke_params()))
+    unused = load_params(_write(tmp_path, smoke_params(**{"datasets.digits.methods": {"ann": {"lr": 0.5}}})))
+    used = load_params(_write(tmp_path, smoke_params(**{"datasets.digits.methods": {"rate": {"T": 7}}})))
+    fingerprint = resolve_run(base, "digits", "rate", 0).fingerprint()
+    assert resolve_run(unused, "digits", "rate", 0).fingerprint() == fingerprint
+    assert resolve_run(used, "digits", "rate", 0).fingerprint() != fingerprint
+
+
+def test_a_dataset_override_of_an_undefined_method_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"datasets\.digits\.methods overrides ratee"):
+        load_params(_write(tmp_path, smoke_params(**{"datasets.digits.methods": {"ratee": {"T": 7}}})))
+
+
 def test_a_method_without_an_entry_is_an_error_saying_how_to_add_one(tmp_path):
     params = load_params(_write(tmp_path, smoke_params()))
     with pytest.raises(ConfigError, match=r"methods\.ttfz: no entry in params.yaml"):

@@ -336,6 +336,16 @@ def test_noise_events_adds_more_events_with_level():
     assert np.all(np.diff(out["t"]) >= 0)
 
 
+def test_noise_events_are_half_on_half_off_on_a_boolean_polarity_sensor():
+    """The simulated camera stores p as bool; its noise must not all come out ON."""
+    stream = events()
+    boolean = stream.astype([(f, np.bool_ if f == "p" else stream.dtype[f]) for f in stream.dtype.names])
+    out = corrupt_events(boolean, SENSOR, "noise_events", 5, SEED)
+    added_on = int(out["p"].sum()) - int(boolean["p"].sum())
+    added = len(out) - len(boolean)
+    assert out.dtype == boolean.dtype and 0.4 < added_on / added < 0.6
+
+
 def test_drop_events_keeps_fewer_events_with_level():
     stream = events()
     counts = [len(corrupt_events(stream, SENSOR, "drop_events", s, SEED)) for s in range(6)]

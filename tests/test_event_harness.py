@@ -4,6 +4,8 @@ T agreement between framing and method."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 import yaml
@@ -27,7 +29,9 @@ def workspace(root, *, binary: bool = False, **changes):
     """A project folder with smoke params and a tiny fashion-mnist-dvs (48 train, 12 test) at T = 4."""
     root.mkdir(parents=True)
     framing = {"T": T, "binary": binary}
-    params = smoke_params(**{f"datasets.{DATASET}.framing": framing, "methods.rate.T": T, **changes})
+    overrides = {method: {"T": T} for method in ("rate", "ttfs", "sigma-delta")}  # the frames fix T
+    params = smoke_params(**{f"datasets.{DATASET}.framing": framing, f"datasets.{DATASET}.methods": overrides,
+                             **changes})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     checksums = write_tiny_fashion(root / "raw", n_train=48, n_test=12)
     prepare(DATASET, root / "datasets", search=[root / "raw"], checksums=checksums, framing=framing,
@@ -37,19 +41,19 @@ def workspace(root, *, binary: bool = False, **changes):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """ann and rate, one epoch each, trained and evaluated with the CLI."""
+    """ann, rate, ttfs and sigma-delta (its own per-step loop), one epoch each, trained and evaluated with the CLI."""
     root = workspace(tmp_path_factory.mktemp("events") / "ws")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        for method in ("ann", "rate"):
+        for method in ("ann", "rate", "ttfs", "sigma-delta"):
             run = ["--dataset", DATASET, "--method", method, "--seed", "0", "--no-progress"]
             assert main(["train", *run]) == 0
             assert main(["evaluate", *run]) == 0
     return root
 
 
-@pytest.mark.parametrize("method, steps", [("ann", 1), ("rate", T)])
-def test_ann_and_rate_train_and_evaluate_on_event_frames(trained, method, steps):
+@pytest.mark.parametrize("method, steps", [("ann", 1), ("rate", T), ("sigma-delta", T)])
+def test_ann_rate_and_sigma_delta_train_and_evaluate_on_event_frames(trained, method, steps):
     run = trained / "runs" / DATASET / method / "0"
     history = read_json(run / "train.json")["history"]
     assert len(history) == 1 and history[0]["loss"] > 0
@@ -57,6 +61,14 @@ def test_ann_and_rate_train_and_evaluate_on_event_frames(trained, method, steps)
     assert record["dataset"] == DATASET and record["test_samples"] == 12 and 0 <= record["accuracy"] <= 1
     assert record["T"] == steps and record["frames"] == {"T": T, "binary": False}
     assert record["decision_step"]["mean"] == steps
+
+
+def test_ttfs_trains_on_event_frames_and_fires_at_most_once_per_neuron(trained):
+    record = read_json(trained / "runs" / DATASET / "ttfs" / "0" / "eval.json")
+    assert record["T"] == T and record["frames"] == {"T": T, "binary": False} and 0 <= record["accuracy"] <= 1
+    layers = read_json(trained / "runs" / DATASET / "ttfs" / "0" / "ops.json")["layers"]
+    neurons = [layer for layer in layers if layer["neurons"]]
+    assert neurons and all(layer["spikes_per_neuron"] <= 1 for layer in neurons)  # single spike on frames too
 
 
 def test_the_first_layer_is_charged_by_the_kind_of_events_the_frames_carry(trained):
@@ -80,7 +92,7 @@ def test_binary_frames_reach_the_first_layer_as_binary_events(tmp_path, monkeypa
 
 
 def test_a_framing_T_that_differs_from_the_methods_T_is_an_error_naming_both(tmp_path, monkeypatch):
-    monkeypatch.chdir(workspace(tmp_path / "ws", **{"methods.rate.T": 20}))
+    monkeypatch.chdir(workspace(tmp_path / "ws", **{f"datasets.{DATASET}.methods": {"rate": {"T": 20}}}))
     with pytest.raises(ConfigError) as error:
         build_method(resolve_run(load_params(), DATASET, "rate", 0), load_prepared(DATASET))
     message = str(error.value)
@@ -111,7 +123,23 @@ def test_calibration_batches_of_event_data_are_the_frames_mean_over_time(trained
     assert torch.equal(batch, data.train_images[order].float().mean(dim=1))
 
 
-def test_the_robustness_stage_refuses_event_data_saying_why(trained, monkeypatch, capsys):
+def test_the_robustness_stage_corrupts_the_events_of_event_data(trained, monkeypatch):
+    """Every event corruption at severities 1..5, framed as prepared; the clean accuracy is eval.json's."""
+    from benchmark.corruptions import EVENT_CORRUPTIONS
+    from benchmark.robustness import relative_corruption_error
+
     monkeypatch.chdir(trained)
-    assert main(["robustness", "--dataset", DATASET, "--method", "ann", "--seed", "0", "--no-progress"]) == 2
-    assert "event dataset" in capsys.readouterr().err
+    # the stage replays the events from the raw files' default place (the workspace prepared from raw/)
+    shutil.copytree(trained / "raw", trained / "datasets" / "fashion-mnist" / "raw", dirs_exist_ok=True)
+    records = {}
+    for method in ("ann", "rate"):
+        assert main(["robustness", "--dataset", DATASET, "--method", method, "--seed", "0", "--no-progress"]) == 0
+        run = trained / "runs" / DATASET / method / "0"
+        records[method] = record = read_json(run / "robust.json")
+        assert set(record["per_corruption"]) == set(EVENT_CORRUPTIONS) and record["samples"] == 12
+        assert all(row["severities"] == [1, 2, 3, 4, 5] and row["family"] == "events"
+                   for row in record["per_corruption"].values())
+        assert record["framing"]["T"] == T and record["framing"]["binary"] is False
+        assert record["clean_accuracy"] == pytest.approx(read_json(run / "eval.json")["accuracy"])
+    assert relative_corruption_error(records["ann"], records["ann"]) == pytest.approx(1.0)  # as the report pairs them
+    assert relative_corruption_error(records["rate"], records["ann"]) > 0

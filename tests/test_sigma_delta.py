@@ -290,6 +290,21 @@ def test_offline_training_takes_one_step_of_the_loss_gradient_and_online_one_per
             assert float(loss) == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_on_event_frames_the_frames_are_the_input_events_of_the_per_step_loop():
+    """Offline, the loss train_step_frames reports is the event form's loss on the same frames, and
+    one update is taken; online, one update per step."""
+    frames, labels = torch.poisson(torch.full((5, 6, *SHAPE), 0.3)), torch.arange(6) % 10
+    for training, steps in (("offline", 1), ("online", 5)):
+        method = make({"T": 5, "training": training})
+        with torch.no_grad():
+            expected = method.loss(method.forward_frames(frames), labels)
+        optimizer = CountingOptimizer(method.network.parameters())
+        loss, prediction = method.train_step_frames(frames, labels, optimizer)
+        assert optimizer.steps == steps and prediction.shape == (6,)
+        if training == "offline":
+            assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+
+
 # --- the method ---------------------------------------------------------------------------------
 
 

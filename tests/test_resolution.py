@@ -1,0 +1,87 @@
+"""Temporal-resolution sweeps (benchmark/resolution.py): finer framing, each method's rule for a
+finer time step, and a tiny sweep end to end on a simulated Fashion-MNIST-DVS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from benchmark.cli import main
+from benchmark.config import load_params
+from benchmark.errors import ConfigError
+from benchmark.events import Framer, Framing
+from benchmark.io import read_json
+from benchmark.registry import get_method
+from tests.test_event_harness import DATASET, T, workspace
+
+
+def test_finer_framing_splits_each_time_window_into_k_equal_ones():
+    rng = np.random.default_rng(0)
+    events = np.zeros(500, dtype=[("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
+    events["x"], events["y"], events["p"] = rng.integers(0, 4, 500), rng.integers(0, 4, 500), rng.integers(0, 2, 500)
+    events["t"] = np.sort(rng.integers(0, 4000, 500))
+    events["t"][0] = 0
+    from benchmark.resolution import finer_framing
+
+    coarse = Framing(T=4, time_window=1000.0)
+    fine = finer_framing(coarse, 2)
+    assert (fine.T, fine.time_window) == (8, 500.0)
+    sensor = (4, 4, 2)
+    coarse_frames = Framer(coarse, sensor).counts(events)
+    fine_frames = Framer(fine, sensor).counts(events)
+    assert np.array_equal(fine_frames.reshape(4, 2, 2, 4, 4).sum(axis=1), coarse_frames)
+
+
+def test_each_method_says_how_it_runs_at_a_finer_time_step():
+    sigma_delta = get_method("sigma-delta").at_time_step({"T": 10, "dt": 1.0, "loss_from": 2, "tau": [8.0]}, 4)
+    assert (sigma_delta["T"], sigma_delta["dt"], sigma_delta["loss_from"], sigma_delta["tau"]) == (40, 0.25, 8, [8.0])
+    rate = get_method("rate").at_time_step({"T": 10, "beta": 0.9}, 2)
+    assert (rate["T"], rate["beta"]) == (20, 0.9)  # β is per step: the default rule keeps it
+
+
+def test_sigma_delta_decays_by_the_same_amount_over_the_same_time_at_any_step():
+    method = get_method("sigma-delta")
+    coarse, fine = (method.Config(**method.at_time_step({"dt": 1.0, "tau": [5.0, 2.0]}, k)) for k in (1, 4))
+    from methods.sigma_delta import decay_factors
+
+    for alpha_coarse, alpha_fine in zip(decay_factors(coarse.dt, coarse.tau), decay_factors(fine.dt, fine.tau)):
+        assert alpha_fine ** 4 == pytest.approx(alpha_coarse)
+
+
+def test_factors_must_include_delta_t_itself(tmp_path, monkeypatch):
+    root = workspace(tmp_path / "ws", **{"resolution": {"tiny": {"dataset": DATASET, "methods": ["rate"],
+                                                                 "factors": [2, 4], "train_samples": 8,
+                                                                 "test_samples": 4, "epochs": 1}}})
+    monkeypatch.chdir(root)
+    with pytest.raises(ConfigError, match="include 1"):
+        load_params()
+
+
+def test_a_tiny_sweep_trains_every_factor_and_evaluates_every_model_at_every_step(tmp_path, monkeypatch):
+    sweep = {"dataset": DATASET, "methods": ["sigma-delta", "rate"], "factors": [1, 2], "train_samples": 24,
+             "val_samples": 6, "test_samples": 12, "epochs": 1}
+    root = workspace(tmp_path / "ws", **{"resolution": {"tiny": sweep}})
+    (root / "datasets" / "fashion-mnist").mkdir()
+    (root / "datasets" / "fashion-mnist" / "raw").symlink_to(root / "raw")  # where replay finds the images
+    monkeypatch.chdir(root)
+    assert main(["resolution", "tiny", "--no-progress"]) == 0
+    record = read_json(root / "reports" / "resolution" / "tiny" / "results.json")
+    for method in ("sigma-delta", "rate"):
+        entry = record["methods"][method]
+        assert set(entry["accuracy"]) == {"1", "2"} and all(set(row) == {"1", "2"} for row in entry["accuracy"].values())
+        assert entry["hyperparameters"]["2"]["T"] == 2 * T
+        reference = entry["accuracy"]["1"]["1"]
+        shifts = [abs(entry["accuracy"]["1"]["2"] - reference), abs(entry["accuracy"]["2"]["2"] - reference)]
+        assert entry["evaluated_shift_pp"] == pytest.approx(100 * shifts[0])
+        assert max(entry["evaluated_shift_pp"], entry["retrained_shift_pp"]) == pytest.approx(100 * max(shifts))
+        for factor in (1, 2):
+            [run] = (root / "runs" / "resolution" / "tiny").glob(f"*/{DATASET}/{method}@dt-{factor}/0/train.json")
+            assert read_json(run)["epochs"] == 1
+    assert record["methods"]["sigma-delta"]["hyperparameters"]["2"]["dt"] == 0.5
+    table = (root / "reports" / "resolution" / "tiny" / "table.md").read_text()
+    assert "| sigma-delta | Δt/2 |" in table and (root / "reports" / "resolution" / "tiny" / "resolution.png").stat().st_size
+    # a second run trains nothing again: the models exist
+    before = {p: p.stat().st_mtime_ns for p in (root / "runs" / "resolution").rglob("model.pt")}
+    assert main(["resolution", "tiny", "--no-progress"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (root / "runs" / "resolution").rglob("model.pt")} == before
