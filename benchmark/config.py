@@ -113,7 +113,11 @@ class ResolutionSweep(_Strict):
     val_samples: int = Field(1000, ge=1)
     test_samples: int = Field(ge=1)
     epochs: int = Field(ge=1)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="method -> hyperparameters at Δt, "
+                                                 "over its params.yaml entry")
     seed: int = 0
+    reference_seeds: list[int] = Field(default_factory=list, description="more seeds trained at Δt only: the "
+                                       "spread that retraining alone causes")
     tolerance_pp: float = Field(1.0, gt=0, description="the invariance criterion, percentage points")
 
     @field_validator("factors")

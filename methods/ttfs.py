@@ -36,7 +36,9 @@ Initialization (`init`), every synaptic layer, N_in its fan-in, biases 0:
 
 Output decoding and loss (`decoder`):
     O_c = Σ_t w_t·S_c[t];  linear w_t = (T − t)/T,  exp w_t = T^(−t/(T−1)),  learned (decreasing)
-    loss = CE(O, y)
+    loss = CE(s·O, y)      s: `loss_scale`; s = 1 is the paper's CE(O, y), whose floor, O ∈ [0, 1],
+                           is log(1 + (C − 1)/e) (1.46 for 10 classes): it stops rewarding the
+                           true class for firing before the others once it fires at t = 0
 Readout: the class that fires first wins; decision step = first output spike t → t + 1, no
     output spike → step T. Ties among the earliest classes (and no spike) are broken by
     (`tie_break`) membrane: the output membrane H_c[t*] at that step — the class that crossed θ by
@@ -80,6 +82,7 @@ class TtfsConfig(MethodConfig):
     pool: Literal["avg", "max"] = "avg"
     decoder: DecoderName = "linear"
     input: Literal["direct", "latency"] = "direct"
+    loss_scale: float = Field(1.0, gt=0, description="s in CE(s·O, y); 1: the paper's loss")
     tie_break: Literal["membrane", "decoder"] = Field(
         "membrane", description="how ties at the first output spike are broken: output membrane or O")
 
@@ -298,7 +301,7 @@ class Ttfs(CodingMethod):
         return self.decoder(self.spikes(membrane))
 
     def loss(self, output: Tensor, labels: Tensor) -> Tensor:
-        return F.cross_entropy(self.decode(output), labels)
+        return F.cross_entropy(self.config.loss_scale * self.decode(output), labels)
 
     def readout(self, output: Tensor) -> Readout:
         spikes = self.spikes(output)

@@ -1,10 +1,10 @@
-"""Copies the measured quick-profile leaderboard table into README.md, between its markers.
+"""Copies the measured quick-profile leaderboard tables into README.md, between their markers.
 
-    python scripts/sync_readme.py [--board reports/fashion-mnist-quick/leaderboard.md] [--readme README.md]
+    python scripts/sync_readme.py [--readme README.md]
 
-The README shows what `dvc repro` measured, never typed-in numbers: this script takes the first
-table of the board file (written by `spikecode report`) and replaces the lines between
-`<!-- leaderboard:start -->` and `<!-- leaderboard:end -->`, keeping the note that follows the table.
+The README shows what `dvc repro` measured, never typed-in numbers: for each board of `BOARDS` this
+script takes the first table of the board file (written by `spikecode report`) and replaces the
+lines between `<!-- NAME:start -->` and `<!-- NAME:end -->`, keeping the note that follows the table.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-START, END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
+BOARDS = {"leaderboard": Path("reports/fashion-mnist-quick/leaderboard.md"),
+          "events-leaderboard": Path("reports/fashion-mnist-dvs-quick/leaderboard.md")}
 
 
 def first_table(markdown: str) -> list[str]:
@@ -25,7 +26,8 @@ def first_table(markdown: str) -> list[str]:
     return lines[start:end]
 
 
-def sync(readme: str, table: list[str]) -> str:
+def sync(readme: str, table: list[str], name: str = "leaderboard") -> str:
+    START, END = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     if START not in readme or END not in readme:
         raise ValueError(f"README.md has no {START} ... {END} block; add the two markers where the table goes")
     head, rest = readme.split(START, 1)
@@ -37,14 +39,17 @@ def sync(readme: str, table: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--board", type=Path, default=Path("reports/fashion-mnist-quick/leaderboard.md"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
     args = parser.parse_args(argv)
-    if not args.board.exists():
-        print(f"{args.board} not found: run `dvc repro` (or `spikecode report`) first", file=sys.stderr)
+    missing = [str(board) for board in BOARDS.values() if not board.exists()]
+    if missing:
+        print(f"{', '.join(missing)} not found: run `dvc repro` (or `spikecode report`) first", file=sys.stderr)
         return 2
-    args.readme.write_text(sync(args.readme.read_text(), first_table(args.board.read_text())))
-    print(f"{args.readme}: leaderboard table replaced from {args.board}")
+    readme = args.readme.read_text()
+    for name, board in BOARDS.items():
+        readme = sync(readme, first_table(board.read_text()), name)
+    args.readme.write_text(readme)
+    print(f"{args.readme}: leaderboard tables replaced from {', '.join(map(str, BOARDS.values()))}")
     return 0
 
 

@@ -34,8 +34,12 @@ def test_finer_framing_splits_each_time_window_into_k_equal_ones():
 
 
 def test_each_method_says_how_it_runs_at_a_finer_time_step():
-    sigma_delta = get_method("sigma-delta").at_time_step({"T": 10, "dt": 1.0, "loss_from": 2, "tau": [8.0]}, 4)
+    sigma_delta = get_method("sigma-delta").at_time_step({"T": 10, "dt": 1.0, "loss_from": 2, "tau": [8.0],
+                                                           "lr": 0.002}, 4)
     assert (sigma_delta["T"], sigma_delta["dt"], sigma_delta["loss_from"], sigma_delta["tau"]) == (40, 0.25, 8, [8.0])
+    assert sigma_delta["lr"] == 0.0005  # online: four updates where there was one
+    offline = get_method("sigma-delta").at_time_step({"training": "offline", "lr": 0.002}, 4)
+    assert offline["lr"] == 0.002  # one update per batch at any step
     rate = get_method("rate").at_time_step({"T": 10, "beta": 0.9}, 2)
     assert (rate["T"], rate["beta"]) == (20, 0.9)  # β is per step: the default rule keeps it
 
@@ -60,7 +64,8 @@ def test_factors_must_include_delta_t_itself(tmp_path, monkeypatch):
 
 def test_a_tiny_sweep_trains_every_factor_and_evaluates_every_model_at_every_step(tmp_path, monkeypatch):
     sweep = {"dataset": DATASET, "methods": ["sigma-delta", "rate"], "factors": [1, 2], "train_samples": 24,
-             "val_samples": 6, "test_samples": 12, "epochs": 1}
+             "val_samples": 6, "test_samples": 12, "epochs": 1, "reference_seeds": [1],
+             "overrides": {"sigma-delta": {"training": "offline", "lr": 0.01}}}
     root = workspace(tmp_path / "ws", **{"resolution": {"tiny": sweep}})
     (root / "datasets" / "fashion-mnist").mkdir()
     (root / "datasets" / "fashion-mnist" / "raw").symlink_to(root / "raw")  # where replay finds the images
@@ -79,9 +84,20 @@ def test_a_tiny_sweep_trains_every_factor_and_evaluates_every_model_at_every_ste
             [run] = (root / "runs" / "resolution" / "tiny").glob(f"*/{DATASET}/{method}@dt-{factor}/0/train.json")
             assert read_json(run)["epochs"] == 1
     assert record["methods"]["sigma-delta"]["hyperparameters"]["2"]["dt"] == 0.5
+    offline = record["methods"]["sigma-delta"]["hyperparameters"]["2"]
+    assert (offline["training"], offline["lr"]) == ("offline", 0.01)  # the sweep's override; offline keeps lr
+    seeds = record["methods"]["rate"]["seed_accuracy_at_dt"]
+    assert seeds["0"] == record["methods"]["rate"]["accuracy"]["1"]["1"] and set(seeds) == {"0", "1"}
+    assert record["methods"]["rate"]["seed_range_pp"] == pytest.approx(100 * abs(seeds["0"] - seeds["1"]))
     table = (root / "reports" / "resolution" / "tiny" / "table.md").read_text()
     assert "| sigma-delta | Δt/2 |" in table and (root / "reports" / "resolution" / "tiny" / "resolution.png").stat().st_size
     # a second run trains nothing again: the models exist
     before = {p: p.stat().st_mtime_ns for p in (root / "runs" / "resolution").rglob("model.pt")}
     assert main(["resolution", "tiny", "--no-progress"]) == 0
     assert {p: p.stat().st_mtime_ns for p in (root / "runs" / "resolution").rglob("model.pt")} == before
+    # new settings retrain
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["resolution"]["tiny"]["epochs"] = 2
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["resolution", "tiny", "--no-progress"]) == 0
+    assert all(read_json(p.parent / "train.json")["epochs"] == 2 for p in before)

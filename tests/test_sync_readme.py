@@ -24,3 +24,11 @@ def test_the_block_takes_the_boards_first_table_and_keeps_the_note():
 def test_a_readme_without_markers_is_an_error_naming_them():
     with pytest.raises(ValueError, match="leaderboard:start"):
         sync_readme.sync("no markers", ["| a |"])
+
+
+def test_each_named_block_takes_its_own_board():
+    readme = "<!-- leaderboard:start -->\n| a |\n<!-- leaderboard:end -->\n<!-- events-leaderboard:start -->\n| e |\n" \
+             "<!-- events-leaderboard:end -->\n"
+    synced = sync_readme.sync(sync_readme.sync(readme, ["| 1 |"]), ["| 2 |"], "events-leaderboard")
+    assert synced == ("<!-- leaderboard:start -->\n| 1 |\n\n<!-- leaderboard:end -->\n"
+                      "<!-- events-leaderboard:start -->\n| 2 |\n\n<!-- events-leaderboard:end -->\n")

@@ -270,6 +270,15 @@ def test_the_readout_decodes_with_the_configured_weights():
     assert method.loss(output, torch.tensor([7])).item() == pytest.approx(expected.item())
 
 
+def test_the_loss_scale_multiplies_the_decoded_output_inside_the_cross_entropy():
+    # class 3 fires at t = 1 of T = 4 (O_3 = 0.75), nothing else: CE(s·O, 3) by hand
+    output = torch.zeros(4, 1, 10)
+    output[1:, 0, 3] = 1.0
+    for scale in (1.0, 4.0):
+        loss = make({"T": 4, "loss_scale": scale}).loss(output, torch.tensor([3])).item()
+        assert loss == pytest.approx(-math.log(math.exp(0.75 * scale) / (math.exp(0.75 * scale) + 9)))
+
+
 @pytest.mark.parametrize("hyperparameters", [{"decoder": "learned"}, {"decoder": "exp", "pool": "max"},
                                              {"init": "data", "norm": "none"}, {"input": "latency", "T": 2}])
 @pytest.mark.parametrize("arch", [MLP, CNN], ids=["mlp", "cnn"])
