@@ -26,7 +26,8 @@ def smoke_params(**changes) -> dict:
     params["profile"] = "smoke"
     params["run"].update({"datasets": ["digits"], "methods": ["ann", "rate"], "seeds": [0], "grids": [],
                           "conversions": [{"method": "convert", "source": "ann"}],
-                          "events": {"datasets": ["nmnist"], "methods": ["ann"]}})  # absent: skip markers
+                          "events": {"datasets": ["nmnist"], "methods": ["ann"]},  # absent: skip markers
+                          "resolution": []})
     for dotted, value in changes.items():
         *path, last = dotted.split(".")
         node = params
