@@ -21,11 +21,11 @@ retrained model differs from the Δt one by its training too: `reference_seeds` 
 
 `spikecode resolution NAME` runs sweep NAME of params.yaml `resolution:` and writes
 `reports/resolution/NAME/{results.json, table.md, resolution.png}`. The framed subsets are cached
-under `runs/resolution/NAME/` and every training is a harness run there (checkpointed: an
-interrupted sweep resumes). The samples are the first `train_samples` / `val_samples` /
-`test_samples` of the prepared splits (the runs sit under a key of them and of the prepared data),
-their events replayed and checked against the digests
-recorded when the dataset was prepared (`benchmark.events.replay_events`).
+under `runs/resolution/frames/` (keyed, so sweeps over the same samples share them); every training
+is a harness run under `runs/resolution/NAME/<key>/` (checkpointed: an interrupted sweep resumes).
+The samples are the first `train_samples` / `val_samples` / `test_samples` of the prepared splits,
+their events replayed and checked against the digests recorded when the dataset was prepared
+(`benchmark.events.replay_events`).
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from benchmark.config import RUNS_DIR, Params, ResolutionSweep, resolve_run
-from benchmark.data import FrameFormat, Prepared, load_prepared
+from benchmark.config import DATASETS_DIR, RUNS_DIR, Params, ResolutionSweep, resolve_run
+from benchmark.data import FrameFormat, Prepared, get_dataset, load_prepared
 from benchmark.errors import ConfigError
 from benchmark.events import Framer, Framing, replay_events
 from benchmark.io import atomic_torch_save, read_json, write_json
 from benchmark.registry import create_method, get_method
+from benchmark.robustness import prepared_framer
 from benchmark.train import accuracy, model_file, train
 
 REPORTS_DIR = Path("reports") / "resolution"
@@ -64,7 +65,7 @@ def framed_subsets(sweep: ResolutionSweep, data: Prepared, framing: Framing, fol
     sizes = {"train": sweep.train_samples, "val": sweep.val_samples, "test": sweep.test_samples}
     key = hashlib.sha256(json.dumps({"prepared": data.sha256, "framing": framing.model_dump(), "sizes": sizes,
                                      "factors": sweep.factors}, sort_keys=True).encode()).hexdigest()[:12]
-    path = folder / f"frames-{key}.pt"
+    path = folder / f"frames-{key}.pt"  # keyed by what the frames depend on: sweeps share it
     if not path.exists():
         atomic_torch_save(_frame_splits(sweep, data, framing, sizes, progress), path)
     saved = torch.load(path, weights_only=True)
@@ -77,8 +78,6 @@ def framed_subsets(sweep: ResolutionSweep, data: Prepared, framing: Framing, fol
 
 def _frame_splits(sweep: ResolutionSweep, data: Prepared, framing: Framing, sizes: dict[str, int],
                   progress: bool) -> dict[int, dict[str, dict[str, torch.Tensor]]]:
-    from benchmark.data import get_dataset
-
     sensor = get_dataset(sweep.dataset).events.sensor_size
     framers = {factor: Framer(finer_framing(framing, factor), sensor) for factor in sweep.factors}
     result: dict[int, dict[str, dict[str, torch.Tensor]]] = {factor: {} for factor in sweep.factors}
@@ -103,14 +102,13 @@ def run_resolution(params: Params, name: str, profile: str | None = None, progre
         raise ConfigError(f"resolution sweep {name!r} is not defined under `resolution:` in params.yaml "
                           f"(defined: {', '.join(params.resolution) or 'none'})")
     sweep = params.resolution[name]
-    dataset_params = params.datasets.get(sweep.dataset)
     data = load_prepared(sweep.dataset)
-    if data.frames is None or dataset_params is None:
-        raise ConfigError(f"resolution.{name}.dataset: {sweep.dataset} is not an event dataset in params.yaml; "
-                          f"the sweep re-frames events at finer time steps")
-    framing = dataset_params.framing or Framing(T=data.frames.T)
+    if data.frames is None:
+        raise ConfigError(f"resolution.{name}.dataset: {sweep.dataset} is an image dataset; the sweep re-frames "
+                          f"the events of an event dataset at finer time steps")
+    framing = prepared_framer(sweep.dataset, DATASETS_DIR).framing  # what made the prepared frames
     folder = RUNS_DIR / "resolution" / name
-    key, subsets = framed_subsets(sweep, data, framing, folder, progress)
+    key, subsets = framed_subsets(sweep, data, framing, RUNS_DIR / "resolution" / "frames", progress)
 
     results = {}
     for method in sweep.methods:

@@ -66,7 +66,10 @@ Op semantics (what the op counter charges):
 Our readings where the paper is not available to us: positive events only (the reconstruction
 comes down by its decay α_0); one bucket cascade per presynaptic neuron shared by its receivers;
 v per receiving neuron (per channel for convolutions); a bias b_j; the adaptive height; t_0.
-Changing Δt keeps the continuous-time model (α_k = exp(−Δt/τ_k)); scale T by the inverse.
+Changing Δt keeps the continuous-time model (α_k = exp(−Δt/τ_k)); scale T by the inverse
+(`at_time_step`). Measured on fashion-mnist-dvs (reports/resolution/): a model trained at Δt and
+run at Δt/2, Δt/4 moves by at most 0.16 pp (online) / 0.06 pp (offline); retrained at Δt/k, the
+offline one stays within 0.88 pp, the online one (T·k updates a batch at lr/k) loses up to 1.6 pp.
 
 Shapes: time-first, `[T, B, ...]`; buckets `[K, B, ...]`; per-step tensors `[B, ...]`.
 """
