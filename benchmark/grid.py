@@ -190,7 +190,9 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return "—" if pd.isna(value) else f"{value:.2f}"
+        if pd.isna(value):
+            return "—"
+        return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2g}"  # a weight decay of 5e-4 too
     return str(value)
 
 

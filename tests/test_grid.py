@@ -104,3 +104,9 @@ def test_a_conversion_point_is_rerun_when_its_source_is_retrained_under_new_sett
     capsys.readouterr()
     assert main(["grid", "tiny-T", "--no-progress"]) == 0
     assert capsys.readouterr().out.count("done before") == 1
+
+
+def test_table_cells_keep_small_axis_values_readable():
+    from benchmark.grid import _cell
+
+    assert [_cell(v) for v in (88.394, 0.0, 0.0005, float("nan"), "exp")] == ["88.39", "0.00", "0.0005", "—", "exp"]
