@@ -28,7 +28,8 @@ from matplotlib.figure import Figure
 
 from benchmark.config import DATASETS_DIR, RUNS_DIR, Params, RunSpec, resolve_run
 from benchmark.errors import ConfigError
-from benchmark.io import atomic_write_bytes, atomic_write_text, read_json, write_json
+from benchmark.io import atomic_write_bytes, atomic_write_text, write_json
+from benchmark.train import trained_summary
 
 GRIDS_RUNS = RUNS_DIR / "grids"
 GRIDS_REPORTS = Path("reports") / "grids"
@@ -55,22 +56,13 @@ def grid_points(params: Params, name: str, profile: str | None = None) -> list[t
     return points
 
 
-def _trained_under(spec: RunSpec) -> dict | None:
-    """`spec`'s train.json when its model was trained under the current settings (fingerprint), else None."""
-    train_json = spec.run_dir / "train.json"
-    if not train_json.exists():
-        return None
-    train = read_json(train_json)
-    return train if train.get("fingerprint") == spec.fingerprint() else None
-
-
 def is_done(spec: RunSpec, source: RunSpec | None = None) -> bool:
     """True when the point's results exist and were trained under its current settings; for a
     conversion, also from its source as the source is now specified (a retrained source, e.g. after
     its hyperparameters changed, makes every conversion of it stale)."""
     if not all((spec.run_dir / name).exists() for name in ("energy.json", "eval.json")):
         return False
-    train = _trained_under(spec)
+    train = trained_summary(spec)
     if train is None:
         return False
     return source is None or train["history"][0].get("source_fingerprint") == source.fingerprint()
@@ -100,7 +92,7 @@ def run_point(params: Params, spec: RunSpec, source: RunSpec | None, progress: b
     from benchmark.train import train
 
     if source is not None:
-        retrain = _trained_under(source) is None
+        retrain = trained_summary(source) is None
         if retrain:
             train(source, progress=progress)  # a grid of conversions needs its source trained once
         if retrain or not (source.run_dir / "eval.json").exists():

@@ -43,10 +43,10 @@ from benchmark.config import DATASETS_DIR, RUNS_DIR, Params, ResolutionSweep, re
 from benchmark.data import FrameFormat, Prepared, get_dataset, load_prepared
 from benchmark.errors import ConfigError
 from benchmark.events import Framer, Framing, replay_events
-from benchmark.io import atomic_torch_save, read_json, write_json
+from benchmark.io import atomic_torch_save, write_json
 from benchmark.registry import create_method, get_method
 from benchmark.robustness import prepared_framer
-from benchmark.train import accuracy, model_file, train
+from benchmark.train import accuracy, model_file, train, trained_summary
 
 REPORTS_DIR = Path("reports") / "resolution"
 REPLAY_CHUNK = 2000  # samples whose events are held in memory at once
@@ -120,51 +120,54 @@ def run_resolution(params: Params, name: str, profile: str | None = None, progre
                                      label=f"{method}@dt-{factor}", root=folder / key)
                  for factor in sweep.factors}
         for factor, spec in specs.items():
-            if not _trained(spec):
-                train(spec, progress=progress, data=subsets[factor])
+            _train_unless_done(spec, subsets[factor], progress)
+        matrix = _accuracy_matrix(specs, subsets)
         results[method] = {"hyperparameters": {factor: spec.hyperparameters for factor, spec in specs.items()},
-                           "accuracy": _accuracy_matrix(specs, subsets, base.profile.eval_batch_size),
-                           "seed_accuracy_at_dt": _seed_accuracies(specs[1], sweep, subsets[1], progress)}
+                           "accuracy": matrix,
+                           "seed_accuracy_at_dt": _seed_accuracies(specs[1], matrix, sweep, subsets[1], progress)}
     record = summarize(sweep, framing, results)
     write_report(name, record)
     return record
 
 
-def _trained(spec) -> bool:
-    """Whether the run's model exists and was trained under its present settings."""
-    summary = spec.run_dir / "train.json"
-    return model_file(spec.run_dir).exists() and summary.exists() and \
-        read_json(summary)["fingerprint"] == spec.fingerprint()
+def _train_unless_done(spec, data: Prepared, progress: bool) -> None:
+    """Trains the run on `data` unless its model exists, trained under its present settings."""
+    if trained_summary(spec) is None or not model_file(spec.run_dir).exists():
+        train(spec, progress=progress, data=data)
 
 
-def _seed_accuracies(spec, sweep: ResolutionSweep, data: Prepared, progress: bool) -> dict[str, float]:
-    """A(1 → 1) of the sweep's seed and of every `reference_seeds` run, each trained at Δt: how far
-    retraining alone moves the accuracy, the scale to read the retrained shift against."""
-    accuracies = {}
-    for seed in [sweep.seed, *sweep.reference_seeds]:
+def _accuracy_matrix(specs, subsets: dict[int, Prepared]) -> dict[str, dict[str, float]]:
+    """{trained factor j: {evaluated factor k: A(j → k)}} on each factor's test frames."""
+    matrix = {}
+    for trained, trained_spec in specs.items():
+        weights = _weights(trained_spec)
+        matrix[str(trained)] = {str(evaluated): _test_accuracy(weights, spec, subsets[evaluated])
+                                for evaluated, spec in specs.items()}
+    return matrix
+
+
+def _seed_accuracies(spec, matrix: dict[str, dict[str, float]], sweep: ResolutionSweep, data: Prepared,
+                     progress: bool) -> dict[str, float]:
+    """A(1 → 1) of the sweep's seed (`matrix`'s) and of every `reference_seeds` run, each trained at
+    Δt: how far retraining alone moves the accuracy, the scale to read the retrained shift against."""
+    accuracies = {str(sweep.seed): matrix["1"]["1"]}
+    for seed in sweep.reference_seeds:
         run = replace(spec, seed=seed)
-        if not _trained(run):
-            train(run, progress=progress, data=data)
-        method = create_method(run.method, run.hyperparameters, run.arch, data.input_shape, data.num_classes)
-        method.network.load_state_dict(torch.load(model_file(run.run_dir), weights_only=False)["state_dict"])
-        accuracies[str(seed)] = accuracy(method, data.test_images, data.test_labels, "cpu",
-                                         run.profile.eval_batch_size, seed=seed, frames=data.frames)
+        _train_unless_done(run, data, progress)
+        accuracies[str(seed)] = _test_accuracy(_weights(run), run, data)
     return accuracies
 
 
-def _accuracy_matrix(specs, subsets: dict[int, Prepared], batch_size: int) -> dict[str, dict[str, float]]:
-    """{trained factor j: {evaluated factor k: A(j → k)}} on each factor's test frames."""
-    matrix: dict[str, dict[str, float]] = {}
-    for trained, trained_spec in specs.items():
-        weights = torch.load(model_file(trained_spec.run_dir), map_location="cpu", weights_only=False)["state_dict"]
-        matrix[str(trained)] = {}
-        for evaluated, spec in specs.items():
-            data = subsets[evaluated]
-            method = create_method(spec.method, spec.hyperparameters, spec.arch, data.input_shape, data.num_classes)
-            method.network.load_state_dict(weights)
-            matrix[str(trained)][str(evaluated)] = accuracy(method, data.test_images, data.test_labels, "cpu",
-                                                            batch_size, seed=spec.seed, frames=data.frames)
-    return matrix
+def _weights(spec) -> dict[str, torch.Tensor]:
+    return torch.load(model_file(spec.run_dir), map_location="cpu", weights_only=False)["state_dict"]
+
+
+def _test_accuracy(weights: dict[str, torch.Tensor], spec, data: Prepared) -> float:
+    """Test accuracy on `data` of the network `weights` run with `spec`'s hyperparameters."""
+    method = create_method(spec.method, spec.hyperparameters, spec.arch, data.input_shape, data.num_classes)
+    method.network.load_state_dict(weights)
+    return accuracy(method, data.test_images, data.test_labels, "cpu", spec.profile.eval_batch_size,
+                    seed=spec.seed, frames=data.frames)
 
 
 def summarize(sweep: ResolutionSweep, framing: Framing, results: dict[str, Any]) -> dict[str, Any]:

@@ -115,8 +115,7 @@ def evaluate_robustness(
             family, source = OFFICIAL_FAMILIES.get(name, "other"), "official"
         else:
             family, source = CORRUPTIONS[name].family, "generated"
-        per_corruption[name] = {"family": family, "source": source, "severities": [], "accuracy": [],
-                                "decision_step_mean": []}
+        per_corruption[name] = _new_entry(family, source)
 
     record: dict[str, Any] = {}
     if include_clean:
@@ -140,9 +139,7 @@ def evaluate_robustness(
                 lambda start, stop: corrupt(to_unit_float(images_uint8[start:stop].cpu()), name, severity, seed,
                                             range(start, stop)),
                 labels, device, batch_size, _generator(seed, CORRUPTIONS[name].id, severity))
-        entry["severities"].append(severity)
-        entry["accuracy"].append(accuracy)
-        entry["decision_step_mean"].append(step)
+        _add_result(entry, severity, accuracy, step)
     return _summary(per_corruption, seed, record)
 
 
@@ -200,8 +197,7 @@ def evaluate_event_robustness(
                               device, batch_size, _generator(seed, _CLEAN_STREAM, 0), frame_format)
         record["clean_accuracy"], record["clean_decision_step_mean"] = accuracy, step
 
-    per_corruption = {name: {"family": "events", "source": "generated", "severities": [], "accuracy": [],
-                             "decision_step_mean": []} for name in names}
+    per_corruption = {name: _new_entry("events", "generated") for name in names}
     jobs = [(name, severity) for name in names for severity in SEVERITIES]
     for name, severity in tqdm(jobs, desc=f"robustness {method.name}", unit="set", disable=not progress):
         accuracy, step = _run(
@@ -209,10 +205,7 @@ def evaluate_event_robustness(
             lambda start, stop: frames_to_float(corrupted_frames(events[start:stop], framer, name, severity, seed,
                                                                  range(start, stop))),
             labels, device, batch_size, _generator(seed, EVENT_CORRUPTIONS[name].id, severity), frame_format)
-        entry = per_corruption[name]
-        entry["severities"].append(severity)
-        entry["accuracy"].append(accuracy)
-        entry["decision_step_mean"].append(step)
+        _add_result(per_corruption[name], severity, accuracy, step)
     return _summary(per_corruption, seed, record)
 
 
@@ -226,6 +219,16 @@ def corrupted_frames(events: Sequence[np.ndarray], framer: Framer, name: str, se
     framed = [framer(corrupt_events(sample, framer.sensor_size, name, severity, seed, sample_index=int(index)))
               for sample, index in zip(events, sample_indices, strict=True)]
     return torch.from_numpy(np.stack(framed)) if framed else torch.zeros((0, *framer.output_shape), dtype=torch.uint8)
+
+
+def _new_entry(family: str, source: str) -> dict[str, Any]:
+    return {"family": family, "source": source, "severities": [], "accuracy": [], "decision_step_mean": []}
+
+
+def _add_result(entry: dict[str, Any], severity: int, accuracy: float, step: float) -> None:
+    entry["severities"].append(severity)
+    entry["accuracy"].append(accuracy)
+    entry["decision_step_mean"].append(step)
 
 
 def _summary(per_corruption: dict[str, dict[str, Any]], seed: int, record: dict[str, Any]) -> dict[str, Any]:

@@ -122,6 +122,15 @@ def model_file(run_dir: Path) -> Path:
     return run_dir / "model.pt"
 
 
+def trained_summary(spec: RunSpec) -> dict[str, Any] | None:
+    """`spec`'s train.json when the run was trained under its current settings (fingerprint), else None."""
+    path = spec.run_dir / "train.json"
+    if not path.exists():
+        return None
+    summary = read_json(path)
+    return summary if summary.get("fingerprint") == spec.fingerprint() else None
+
+
 def save_model(method: CodingMethod, spec: RunSpec, path: Path) -> None:
     atomic_torch_save(
         {

@@ -13,6 +13,8 @@ from benchmark.errors import ConfigError
 from benchmark.events import Framer, Framing
 from benchmark.io import read_json
 from benchmark.registry import get_method
+from benchmark.resolution import finer_framing
+from methods.sigma_delta import decay_factors
 from tests.test_event_harness import DATASET, T, workspace
 
 
@@ -22,8 +24,6 @@ def test_finer_framing_splits_each_time_window_into_k_equal_ones():
     events["x"], events["y"], events["p"] = rng.integers(0, 4, 500), rng.integers(0, 4, 500), rng.integers(0, 2, 500)
     events["t"] = np.sort(rng.integers(0, 4000, 500))
     events["t"][0] = 0
-    from benchmark.resolution import finer_framing
-
     coarse = Framing(T=4, time_window=1000.0)
     fine = finer_framing(coarse, 2)
     assert (fine.T, fine.time_window) == (8, 500.0)
@@ -47,8 +47,6 @@ def test_each_method_says_how_it_runs_at_a_finer_time_step():
 def test_sigma_delta_decays_by_the_same_amount_over_the_same_time_at_any_step():
     method = get_method("sigma-delta")
     coarse, fine = (method.Config(**method.at_time_step({"dt": 1.0, "tau": [5.0, 2.0]}, k)) for k in (1, 4))
-    from methods.sigma_delta import decay_factors
-
     for alpha_coarse, alpha_fine in zip(decay_factors(coarse.dt, coarse.tau), decay_factors(fine.dt, fine.tau)):
         assert alpha_fine ** 4 == pytest.approx(alpha_coarse)
 
