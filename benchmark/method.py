@@ -49,7 +49,7 @@ FAMILIES: tuple[str, ...] = ("ann", "direct", "conversion")
 
 # Training-schedule keys: they change how long a method trains, not what it is, so they never
 # appear in a record's `variant`.
-SCHEDULE_KEYS = frozenset({"epochs", "lr", "weight_decay", "batch_size"})
+SCHEDULE_KEYS = frozenset({"epochs", "lr", "weight_decay", "batch_size", "augment_shift", "augment_hflip"})
 
 
 class MethodConfig(BaseModel):
@@ -62,6 +62,9 @@ class MethodConfig(BaseModel):
     lr: float = Field(1e-3, gt=0, description="Adam learning rate (cosine schedule)")
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int | None = Field(None, ge=1, description="overrides the profile's batch size")
+    augment_shift: int = Field(0, ge=0, description="training augmentation: random translation of up to ±N "
+                               "pixels per axis (benchmark/augment.py)")
+    augment_hflip: bool = Field(False, description="training augmentation: horizontal flip with probability 1/2")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 - Device: CUDA when present, else the CPU; under `torchrun` each process takes its local GPU (or
   the CPU with the gloo backend) and the network is wrapped in DistributedDataParallel. The global
   batch is split across processes, so the run computes the same gradients as one process.
-- Seeds: the data order, dropout and the spike encoder are seeded from (seed, epoch), so a run that
+- Seeds: the data order, dropout, augmentation and the spike encoder are seeded from (seed, epoch), so a run that
   resumes from a checkpoint replays exactly what an uninterrupted run would have done.
 - Checkpoint: written atomically after every epoch to `<run>/checkpoint.pt` (not a DVC output, so
   DVC never deletes it); a run started again resumes from it when its settings' fingerprint matches.
@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
+from benchmark.augment import augment
 from benchmark.config import RunSpec
 from benchmark.data import FrameFormat, Prepared, frames_to_float, load_prepared, to_unit_float
 from benchmark.errors import ConfigError, SpikeCodeError, TrainingDiverged
@@ -225,12 +226,15 @@ def _train_loop(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Proc
         sampler.set_epoch(epoch)
         torch.manual_seed(seed_for(spec.seed, epoch, stream=procs.rank))
         encoder = torch.Generator().manual_seed(seed_for(spec.seed, epoch, stream=1000 + procs.rank))
+        augmenter = torch.Generator().manual_seed(seed_for(spec.seed, epoch, stream=3000 + procs.rank))
         network.train()
         total_loss, correct, seen = 0.0, 0, 0
         bar = tqdm(loader, desc=f"{spec.method} epoch {epoch + 1}/{epochs}", leave=False,
                    disable=not (progress and procs.is_main))
         for batch, (images, labels) in enumerate(bar):
-            images, labels = as_inputs(images.to(procs.device), data.frames), labels.to(procs.device)
+            images = augment(images.to(procs.device), method.config.augment_shift, method.config.augment_hflip,
+                             augmenter)
+            images, labels = as_inputs(images, data.frames), labels.to(procs.device)
             if train_step is not None:  # the method's own loop (benchmark/method.py)
                 loss, prediction = train_step(images, labels, optimizer, encoder)
                 _check_loss(loss, spec, epoch, batch)
