@@ -45,19 +45,23 @@ def test_the_same_seed_gives_the_same_metrics(method, tmp_path, prepared_digits,
 def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path, prepared_digits, monkeypatch):
     changes = {"methods.rate.epochs": 3, "methods.rate.T": 4}
     command = [sys.executable, "-m", "benchmark.cli", "train", "--method", "rate", *RUN]
+    # Bitwise equality across processes needs reproducible BLAS: MKL's sums otherwise depend on how
+    # many threads it takes when the machine is busy and on the buffers' memory alignment, which
+    # differs between a fresh and a resumed process (it failed once in CI in the last bits).
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MKL_CBWR": "COMPATIBLE"}
 
     killed = make_workspace(tmp_path / "killed", prepared_digits, **changes)
-    crash = subprocess.run(command, cwd=killed, env={**os.environ, FAULT_ENV: "1"}, capture_output=True, text=True)
+    crash = subprocess.run(command, cwd=killed, env={**env, FAULT_ENV: "1"}, capture_output=True, text=True)
     assert crash.returncode == -9, crash.stderr
     run = killed / "runs/digits/rate/0"
     assert (run / "checkpoint.pt").exists() and not (run / "model.pt").exists()
-    resumed = subprocess.run(command, cwd=killed, capture_output=True, text=True)
+    resumed = subprocess.run(command, cwd=killed, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming rate" in resumed.stdout and "after epoch 1" in resumed.stdout
     assert not (run / "checkpoint.pt").exists()  # removed once the model is written
 
     whole = make_workspace(tmp_path / "whole", prepared_digits, **changes)
-    subprocess.run(command, cwd=whole, check=True, capture_output=True)
+    subprocess.run(command, cwd=whole, env=env, check=True, capture_output=True)
     reference = whole / "runs/digits/rate/0"
     history = lambda path: [(h["loss"], h["val_accuracy"]) for h in read_json(path / "train.json")["history"]]
     assert history(run) == history(reference)
