@@ -47,8 +47,8 @@ from benchmark.semantics import ANALOG_VALUES, OpSemantics
 Family = Literal["ann", "direct", "conversion"]
 FAMILIES: tuple[str, ...] = ("ann", "direct", "conversion")
 
-# Training-schedule keys: they change how long a method trains, not what it is, so they never
-# appear in a record's `variant`.
+# Training-recipe keys: they change how a method is trained (how long, how fast, on what
+# augmentation), not what it is, so they never appear in a record's `variant`.
 SCHEDULE_KEYS = frozenset({"epochs", "lr", "weight_decay", "batch_size", "augment_shift", "augment_hflip"})
 
 

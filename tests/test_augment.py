@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmark.arch import ArchSpec
 from benchmark.augment import augment, translate
 from benchmark.config import load_params, resolve_run
 from benchmark.errors import ConfigError
@@ -75,12 +76,7 @@ def test_the_same_seed_draws_the_same_augmentation():
 
 def test_a_negative_shift_is_a_config_error_naming_the_key():
     with pytest.raises(ConfigError, match="augment_shift"):
-        create_method("ann", {"augment_shift": -1}, _arch(), (1, 8, 8), 10)
-
-
-def _arch():
-    from benchmark.arch import ArchSpec
-    return ArchSpec(kind="mlp", hidden=[16])
+        create_method("ann", {"augment_shift": -1}, ArchSpec(kind="mlp", hidden=[16]), (1, 8, 8), 10)
 
 
 def test_training_with_augmentation_is_seeded_and_changes_what_is_learned(workspace):
