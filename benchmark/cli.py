@@ -1,6 +1,7 @@
-"""`spikecode`: every pipeline stage as a subcommand, so everything runs without DVC too.
+"""`spikecode`: every pipeline stage as a subcommand, so everything runs without DVC too. Dispatch only:
+each command calls its stage's function.
 
-    spikecode list                                   methods and datasets, one line each
+    spikecode list                                   methods (and broken plugins) and datasets, one line each
     spikecode prepare DATASET                        raw files -> datasets/<name>/prepared.pt
     spikecode train    --dataset D --method M --seed S   -> runs/D/M/S/{model.pt, train.json}
     spikecode evaluate --dataset D --method M --seed S   -> runs/D/M/S/{eval.json, ops.json}
@@ -19,8 +20,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark.config import DATASETS_DIR, DEFAULT_PARAMS, RUNS_DIR, load_params, resolve_run
-from benchmark.errors import DatasetSkipped, MissingData, SpikeCodeError
+from benchmark.contract.errors import DatasetSkipped, MissingData, SpikeCodeError
+from benchmark.run.config import DATASETS_DIR, DEFAULT_PARAMS, RUNS_DIR, load_params, resolve_run
 
 REPORTS_DIR = Path("reports")
 
@@ -82,19 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args) -> None:
-    from benchmark.data import available_datasets
-    from benchmark.registry import available_methods
+    from benchmark.contract.registry import available_methods, broken_methods
+    from benchmark.data.registry import available_datasets
 
     print("methods:")
     for name, cls in available_methods().items():
         print(f"  {name:<14} {cls.family:<10} {cls.citation}")
+    for name, error in broken_methods().items():
+        print(f"  {name:<14} {'BROKEN':<10} {error}")
     print("datasets:")
     for name, info in available_datasets().items():
         print(f"  {name:<14} {info.description}")
 
 
 def cmd_prepare(args) -> None:
-    from benchmark.data import get_dataset, mark_skipped, prepare
+    from benchmark.data.prepared import mark_skipped, prepare
+    from benchmark.data.registry import get_dataset
 
     get_dataset(args.dataset)
     params = load_params(args.params)
@@ -118,7 +122,7 @@ STAGE_OUTPUTS = {"train": ("model.pt", "train.json"), "evaluate": ("eval.json", 
 def _write_skip_markers(args, spec, reason: str) -> None:
     """Writes the stage's declared outputs as markers, so DVC sees the stage done and the report
     lists the run as skipped."""
-    from benchmark.io import write_json
+    from benchmark.contract.io import write_json
 
     for name in STAGE_OUTPUTS[args.command]:
         write_json(spec.run_dir / name, {"skipped": reason})
@@ -129,7 +133,7 @@ def _write_skip_markers(args, spec, reason: str) -> None:
 
 def _skipped_upstream(args, spec) -> str | None:
     """The reason a previous stage skipped this run, or None."""
-    from benchmark.io import read_json
+    from benchmark.contract.io import read_json
 
     upstream = {"train": None, "evaluate": "train.json", "robustness": "train.json", "energy": "ops.json"}[args.command]
     path = spec.run_dir / upstream if upstream else None
@@ -153,6 +157,9 @@ def _run_stage(args, stage) -> None:
 
 
 def _spec(args):
+    from benchmark.contract.registry import get_method
+
+    get_method(args.method)  # an unknown (or broken) method is the first error, naming the known ones
     params = load_params(args.params)
     return params, resolve_run(params, args.dataset, args.method, args.seed, args.profile)
 
@@ -162,12 +169,9 @@ def cmd_train(args) -> None:
 
 
 def _train(args, params, spec) -> None:
-    from benchmark.registry import get_method
-    from benchmark.train import train
+    from benchmark.run.train import source_of, train
 
-    source_method = get_method(spec.method).source_method
-    source = resolve_run(params, spec.dataset, source_method, spec.seed, args.profile) if source_method else None
-    summary = train(spec, progress=not args.no_progress, source=source)
+    summary = train(spec, progress=not args.no_progress, source=source_of(params, spec))
     print(f"trained {spec.method} on {spec.dataset} (seed {spec.seed}) in {summary['train_seconds']:.1f} s -> {spec.run_dir}")
 
 
@@ -176,7 +180,7 @@ def cmd_evaluate(args) -> None:
 
 
 def _evaluate(args, spec) -> None:
-    from benchmark.evaluate import evaluate
+    from benchmark.run.evaluate import evaluate
 
     record = evaluate(spec, progress=not args.no_progress)
     print(f"{spec.method} on {spec.dataset}: accuracy {record['accuracy']:.4f}, "
@@ -188,7 +192,7 @@ def cmd_robustness(args) -> None:
 
 
 def _robustness(args, spec) -> None:
-    from benchmark.robustness import run_robustness
+    from benchmark.run.robustness import run_robustness
 
     result = run_robustness(spec, progress=not args.no_progress)
     print(f"{spec.method} on {spec.dataset}: mean corruption accuracy {result['mean_accuracy']:.4f} "
@@ -200,21 +204,21 @@ def cmd_energy(args) -> None:
 
 
 def _energy(params, spec) -> None:
-    from benchmark.energy import run_energy
+    from benchmark.metrics.energy import run_energy
 
     energy = run_energy(spec.run_dir, params.energy.cost_model)
     print(f"{spec.method} on {spec.dataset}: {energy['tier1_pj'] / 1e3:.1f} nJ per sample ({energy['cost_model']})")
 
 
 def cmd_grid(args) -> None:
-    from benchmark.grid import run_grid
+    from benchmark.sweeps.grid import run_grid
 
     written = run_grid(load_params(args.params), args.name, args.profile, progress=not args.no_progress)
     print(f"grid {args.name}: wrote {', '.join(str(path) for path in written)}")
 
 
 def cmd_resolution(args) -> None:
-    from benchmark.resolution import REPORTS_DIR, run_resolution
+    from benchmark.sweeps.resolution import REPORTS_DIR, run_resolution
 
     record = run_resolution(load_params(args.params), args.name, args.profile, progress=not args.no_progress)
     for method, entry in record["methods"].items():
@@ -224,28 +228,30 @@ def cmd_resolution(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from benchmark.report import build_report, write_leaderboard
+    from benchmark.render.report import build_report, write_leaderboard
 
     params = load_params(args.params)
     grids = args.out / "grids"
+    baseline = params.run.baseline
     if args.merge:
-        from benchmark.merge import merge_leaderboards, summary
-        from benchmark.site import build_site
+        from benchmark.render.site import build_site
+        from benchmark.results.merge import merge_leaderboards, summary
 
-        merged = merge_leaderboards(args.merge, on_conflict="error" if args.strict else "keep-first")
+        merged = merge_leaderboards(args.merge, on_conflict="error" if args.strict else "keep-first", baseline=baseline)
         print(summary(merged))
-        written = write_leaderboard(merged["records"], args.out, [*params.references, *merged["references"]], grids)
-        written += build_site(args.out / "leaderboard.json", args.out / "site", grids)
+        written = write_leaderboard(merged["records"], args.out, baseline, [*params.references, *merged["references"]],
+                                    grids)
+        written += build_site(args.out / "leaderboard.json", args.out / "site", args.out)
     else:
-        written = build_report(args.runs, args.out, params.references, grids)
+        written = build_report(args.runs, args.out, baseline, params.references, grids)
     print(f"wrote {len(written)} files under {args.out}/")
 
 
 def cmd_publish(args) -> None:
-    from benchmark.site import build_site
+    from benchmark.render.site import build_site
 
     out = args.out or args.reports / "site"
-    written = build_site(args.reports / "leaderboard.json", out, args.reports / "grids")
+    written = build_site(args.reports / "leaderboard.json", out, args.reports)
     print(f"wrote the site ({len(written)} files) under {out}/: open {out / 'index.html'}")
 
 

@@ -17,10 +17,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from benchmark.arch import ArchSpec, build_network
-from benchmark.engine import ReLU
-from benchmark.method import CodingMethod, MethodConfig, Readout
-from benchmark.registry import register_method
+from benchmark.contract.method import CodingMethod, MethodConfig, Readout
+from benchmark.contract.registry import register_method
+from snn.arch import ArchSpec, build_network
+from snn.layers import ReLU
 
 
 class AnnConfig(MethodConfig):

@@ -3,7 +3,7 @@ high-accuracy spiking deep networks through weight and threshold balancing", IJC
 et al., "Conversion of continuous-valued deep networks to efficient event-driven networks for image
 classification", Front. Neurosci. 11:682, 2017 (METHODS.md §5).
 
-The trained `ann` is converted by `benchmark.conversion`: BN folded, λ_l from the calibration set
+The trained `ann` is converted by `snn.conversion`: BN folded, λ_l from the calibration set
 (max or 99.9th percentile, momentum EMA over batches; params: `norm`, `momentum`), W_l ← W_l·λ_{l−1}/λ_l,
 b_l ← b_l/λ_l. The spiking network then runs, for t = 0..T−1 (params: `T`):
 
@@ -27,10 +27,11 @@ from typing import Iterable
 from pydantic import Field
 from torch import Tensor, nn
 
-from benchmark.arch import ArchSpec
-from benchmark.conversion import NormName, RateConversion, calibrate, fold_network, if_network, normalize, transfer
-from benchmark.method import CodingMethod, MethodConfig
-from benchmark.registry import register_method
+from benchmark.contract.method import CodingMethod, MethodConfig
+from benchmark.contract.registry import register_method
+from methods.rate_conversion import RateConversion
+from snn.arch import ArchSpec
+from snn.conversion import NormName, calibrate, fold_network, if_network, normalize, transfer
 
 
 class ConvertConfig(MethodConfig):
@@ -41,7 +42,7 @@ class ConvertConfig(MethodConfig):
 
 @register_method("convert")
 class Convert(RateConversion):
-    """Encode, loss and readout: `RateConversion`'s (the module docstring's X[t], O[T−1], decision step T)."""
+    """Encode and readout: `RateConversion`'s (the module docstring's X[t], O[T−1], decision step T)."""
 
     citation = ("Diehl et al., IJCNN 2015; Rueckauer et al., Conversion of continuous-valued deep networks "
                 "to efficient event-driven networks for image classification, Front. Neurosci. 2017")

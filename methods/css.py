@@ -3,7 +3,7 @@ Efficient Spiking Neural Networks", arXiv 2408.17245 (METHODS.md §6: our readin
 
 A trained ReLU `ann` is converted without retraining: BN folded, λ_l = the 99.9th percentile (params:
 `norm`, `momentum`) of hidden layer l's activations on the calibration set, and the weights
-normalized so that λ_l = 1 (`benchmark.conversion`: W_l ← W_l·λ_{l−1}/λ_l, b_l ← b_l/λ_l). Each value
+normalized so that λ_l = 1 (`snn.conversion`: W_l ← W_l·λ_{l−1}/λ_l, b_l ← b_l/λ_l). Each value
 is then sent most-significant digit first as a signed-digit number in base β.
 
 Timing (params: `T` the firing window, `silent_period` d): the image is injected once at t = 0;
@@ -47,15 +47,14 @@ from typing import Iterable
 import torch
 from pydantic import Field
 from torch import Tensor, nn
-from torch.nn import functional as F
 
-from benchmark.arch import ArchSpec
-from benchmark.conversion import (NormName, calibrate, fold_network, hidden_layer_count, normalize, skeleton,
+from benchmark.contract.method import CodingMethod, MethodConfig, Readout
+from benchmark.contract.registry import register_method
+from benchmark.contract.semantics import EventKind, OpSemantics
+from snn.arch import ArchSpec
+from snn.conversion import (NormName, calibrate, fold_network, hidden_layer_count, normalize, skeleton,
                                   synaptic_layers, transfer)
-from benchmark.engine import Folded
-from benchmark.method import CodingMethod, MethodConfig, Readout
-from benchmark.registry import register_method
-from benchmark.semantics import EventKind, OpSemantics
+from snn.layers import Folded
 
 
 class CssConfig(MethodConfig):
@@ -207,9 +206,6 @@ class Css(CodingMethod):
         encoded = images.new_zeros(self.T, *images.shape)
         encoded[0] = images
         return encoded
-
-    def loss(self, output: Tensor, labels: Tensor) -> Tensor:
-        return F.cross_entropy(output[-1], labels)  # never trained; the contract asks for a loss
 
     def readout(self, output: Tensor) -> Readout:
         prediction = output[-1].argmax(dim=-1)

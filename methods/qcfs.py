@@ -13,7 +13,7 @@ synaptic layer, trained with cross-entropy like `ann` (T = 1):
         ∂h/∂z = 1,   ∂h/∂λ = h/λ − z/λ;   for z > λ ∂h/∂z = 0, ∂h/∂λ = 1;   for z < 0 both are 0.
 
 `qcfs` (family conversion, source `qcfs-ann`): BN folded, λ_l read from the trained activations,
-W_l ← W_l·λ_{l−1}/λ_l, b_l ← b_l/λ_l (`benchmark.conversion`), then for t = 0..T−1 (params: `T`):
+W_l ← W_l·λ_{l−1}/λ_l, b_l ← b_l/λ_l (`snn.conversion`), then for t = 0..T−1 (params: `T`):
 
     I_l[t] = W_l·S_{l−1}[t] + b_l,  S_0[t] = x      analog input every step
     H_l[t] = V_l[t−1] + I_l[t],     V_l[−1] = φ·θ   initial membrane θ/2 (φ: `initial_membrane`)
@@ -30,7 +30,7 @@ steps. The harness trains with Adam, which moves λ by about `lr` per step whate
 stays near where it starts. Started far above the activations (λ = 4 against a conv layer's 99.9th
 percentile of 1.5 on Fashion-MNIST), the ANN learns to rely on the dead zone z < λ/(2L) (most units
 rounded to 0), and a converted network loses it as T grows past L: the IF rate tends to clip(z/λ, 0, 1)
-(measured: cnn-s ANN 90.9 % at L = 8, 41.9 % unquantized; the SNN 88.0 % at T = 8, 56.5 % at T = 32).
+(reports/grids/qcfs-T-cnn records the converted CNN against T).
 `lambda_init: data` (the default) therefore sets each λ_l, in order, to the 99.9th percentile of its
 layer's pre-activation z_l on one training batch before training (`initialize`), as the conversion's
 p99.9 normalization would; a number starts every λ there instead.
@@ -44,13 +44,13 @@ import torch
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 
-from benchmark.arch import ArchSpec, build_network
-from benchmark.conversion import (ConversionError, RateConversion, fold_network, if_network, normalize, percentile,
-                                  transfer)
-from benchmark.method import CodingMethod, MethodConfig
-from benchmark.registry import register_method
-from benchmark.semantics import ANALOG_VALUES
+from benchmark.contract.method import CodingMethod, MethodConfig
+from benchmark.contract.registry import register_method
+from benchmark.contract.semantics import ANALOG_VALUES
 from methods.ann import Ann
+from methods.rate_conversion import RateConversion
+from snn.arch import ArchSpec, build_network
+from snn.conversion import ConversionError, fold_network, if_network, normalize, percentile, transfer
 
 
 def floor_ste(y: Tensor) -> Tensor:
@@ -111,9 +111,9 @@ class QcfsAnn(Ann):
         return build_network(arch, input_shape, num_classes, make_neuron=lambda name: QCFS(self.config.levels, initial))
 
     @torch.no_grad()
-    def initialize(self, images: Tensor) -> None:
-        """`lambda_init: data`: λ_l = p99.9 of z_l on `images`, layer by layer (a pre-hook sets λ_l
-        before its layer runs, so the layers after it see the activations of the new λ_l)."""
+    def initialize(self, encoded: Tensor) -> None:
+        """`lambda_init: data`: λ_l = p99.9 of z_l on the encoded batch, layer by layer (a pre-hook sets
+        λ_l before its layer runs, so the layers after it see the activations of the new λ_l)."""
         if self.config.lambda_init != "data":
             return
 
@@ -126,7 +126,7 @@ class QcfsAnn(Ann):
 
         handles = [module.register_forward_pre_hook(fit) for module in self.network.modules() if isinstance(module, QCFS)]
         try:
-            self.network(self.encode(images))
+            self.network(encoded)
         finally:
             for handle in handles:
                 handle.remove()
@@ -139,7 +139,7 @@ class QcfsConfig(MethodConfig):
 
 @register_method("qcfs")
 class Qcfs(RateConversion):
-    """Encode, loss and readout: `RateConversion`'s (the module docstring's x every step, O[T−1], decision step T)."""
+    """Encode and readout: `RateConversion`'s (the module docstring's x every step, O[T−1], decision step T)."""
 
     citation = "Bu et al., Optimal ANN-SNN Conversion for High-accuracy and Ultra-low-latency SNNs, ICLR 2022"
     Config = QcfsConfig

@@ -14,9 +14,8 @@ Sender j (a hidden neuron; the input pixels are senders too, with y_j(t) = x_j, 
     e_j(t)  = s_j(t)·H·floor((y_j(t) − p_j(t))/H + 1/2)     `height` = adaptive (a multiple of H; default)
     ŷ⁰_j(t) = p_j(t) + e_j(t)                               the receivers compute the same from e_j
   After an event |ŷ⁰ − y| ≤ ϑ = H/2 (adaptive: at once; fixed: once settled, for a constant y). A
-  fixed height climbs by at most H a step, so a value y takes about y/H steps to reach: on
-  Fashion-MNIST (6000 samples, one epoch) fixed reached 40 % at T = 8 and 73 % at T = 32 (loss on
-  t ≥ 24), adaptive 77 % at T = 4 (the ANN: 76 %); hence the default.
+  fixed height climbs by at most H a step, so a value y takes about y/H steps to reach: at small T
+  it cannot carry an image's intensities, hence the adaptive default.
 Gamma memory per presynaptic neuron i, k = 1..K−1 (K = len(`tau`)):
     ŷᵏ_i(t) = α_k·ŷᵏ_i(t−1) + (1 − α_k)·ŷᵏ⁻¹_i(t−1),   α_k = exp(−Δt/τ_k)  (Δt: `dt`, τ_k: `tau[k]`)
 Receiver j (a hidden neuron, or an output class c with O_c(t) = x_c(t)):
@@ -32,9 +31,9 @@ events and the threshold test carry no gradient; the ReLU keeps its own derivati
 bucket states are constants, so at step t
     ∂x_j/∂w_ij = Σ_k v_jᵏ·ŷᵏ_i(t),  ∂x_j/∂v_jᵏ = Σ_i w_ij·ŷᵏ_i(t),  ∂x_j/∂y_i(t) = w_ij·v_j⁰.
 
-Training (`training`): `train_step` (the harness's optional per-batch hook, benchmark/method.py;
-`train_step_frames` on event data, whose frames' counts are the input events e_in(t)) runs
-t = 0..T-1 one step of the whole network at a time, in the trace form below, and frees each step's
+Training (`training`): `train_step` (the harness's optional per-batch hook, benchmark/contract/method.py;
+it receives the encoded input events e_in(t): the image's sigma-delta events, or an event dataset's
+frame counts) runs t = 0..T-1 one step of the whole network at a time, in the trace form below, and frees each step's
 graph after its backward: memory is constant in T. The loss steps are t = t_0..T−1, every one of them:
     online   (params.yaml default) at every loss step: backward of CE(O(t), y), then an optimizer
              step, T − t_0 updates per batch; later steps run on the updated weights
@@ -67,9 +66,7 @@ Our readings where the paper is not available to us: positive events only (the r
 comes down by its decay α_0); one bucket cascade per presynaptic neuron shared by its receivers;
 v per receiving neuron (per channel for convolutions); a bias b_j; the adaptive height; t_0.
 Changing Δt keeps the continuous-time model (α_k = exp(−Δt/τ_k)); scale T by the inverse
-(`at_time_step`). Measured on fashion-mnist-dvs (reports/resolution/): a model trained at Δt and
-run at Δt/2, Δt/4 moves by at most 0.16 pp (online) / 0.06 pp (offline); retrained at Δt/k, the
-offline one stays within 0.88 pp, the online one (T·k updates a batch at lr/k) loses up to 1.6 pp.
+(`at_time_step`). How far the accuracy moves with Δt is measured in reports/resolution/.
 
 Shapes: time-first, `[T, B, ...]`; buckets `[K, B, ...]`; per-step tensors `[B, ...]`.
 """
@@ -77,21 +74,20 @@ Shapes: time-first, `[T, B, ...]`; buckets `[K, B, ...]`; per-step tensors `[B, 
 from __future__ import annotations
 
 import math
-from typing import Iterator, Literal
+from typing import Literal
 
 import torch
-import torch.distributed as torch_dist
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from benchmark.arch import ArchSpec
-from benchmark.conversion import skeleton
-from benchmark.engine import Folded
-from benchmark.errors import ConfigError
-from benchmark.method import CodingMethod, MethodConfig, Readout
-from benchmark.registry import register_method
-from benchmark.semantics import EventKind, OpSemantics
+from benchmark.contract.errors import ConfigError
+from benchmark.contract.method import CodingMethod, MethodConfig, Readout
+from benchmark.contract.registry import register_method
+from benchmark.contract.semantics import EventKind, OpSemantics
+from snn.arch import ArchSpec
+from snn.conversion import skeleton
+from snn.layers import Folded
 
 HeightName = Literal["fixed", "adaptive"]
 GRADED_EVENTS = OpSemantics(EventKind.GRADED, payload_bits=32)
@@ -315,8 +311,7 @@ class SigmaDelta(CodingMethod):
     def at_time_step(cls, hyperparameters: dict, factor: int) -> dict:
         """At Δt/factor: T·factor steps of dt/factor, so every α_k = exp(−Δt/τ_k) keeps τ_k in time.
         Online training updates at every step, so its learning rate is per step too: lr/factor keeps
-        the learning per unit of time (measured: benchmark.resolution's sweep retrained 2.6 pp lower
-        at Δt/2 with the lr of Δt)."""
+        the learning per unit of time."""
         config = cls.Config(**hyperparameters)
         lr = config.lr / factor if config.training == "online" else config.lr
         return {**hyperparameters, "T": config.T * factor, "dt": config.dt / factor,
@@ -346,20 +341,14 @@ class SigmaDelta(CodingMethod):
         return network
 
     def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """The image's sigma-delta events (y(t) = x for every t): `[B, C, H, W]` -> `[T, B, C, H, W]`."""
-        return torch.stack(list(self._image_events(images)))
-
-    def _image_events(self, images: Tensor) -> Iterator[Tensor]:
-        """The input senders' events e_in(t), t = 0..T−1, one step at a time."""
-        reconstruction = torch.zeros_like(images)
+        """The input senders' sigma-delta events e_in(t) (y(t) = x for every t): `[B, C, H, W]` ->
+        `[T, B, C, H, W]`. Deterministic: `generator` is unused."""
+        alpha0, reconstruction, events = images.new_tensor(self.alphas[0]), torch.zeros_like(images), []
         for _ in range(self.config.T):
-            events, reconstruction = self._encode_step(images, reconstruction)
-            yield events
-
-    def _encode_step(self, images: Tensor, reconstruction: Tensor) -> tuple[Tensor, Tensor]:
-        """The input senders' step: (x, ŷ⁰_in(t−1)) -> (e_in(t), ŷ⁰_in(t))."""
-        return sigma_delta_step(images, reconstruction, alpha0=images.new_tensor(self.alphas[0]),
-                                threshold=self.config.threshold, height=self.config.height)
+            step, reconstruction = sigma_delta_step(images, reconstruction, alpha0=alpha0,
+                                                    threshold=self.config.threshold, height=self.config.height)
+            events.append(step)
+        return torch.stack(events)
 
     def loss(self, output: Tensor, labels: Tensor) -> Tensor:
         steps = output[self.config.loss_from:]
@@ -369,30 +358,19 @@ class SigmaDelta(CodingMethod):
         prediction = output[-1].argmax(dim=-1)
         return Readout(prediction, torch.full_like(prediction, self.config.T))
 
-    def train_step(self, images: Tensor, labels: Tensor, optimizer: torch.optim.Optimizer,
-                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """One batch of per-step training (the module docstring): -> (mean loss over the loss steps,
-        detached; predictions `[B]` from O(T − 1)). The encoder is deterministic: `generator` is unused."""
-        return self._train_per_step(self._image_events(images), labels, optimizer)
-
-    def train_step_frames(self, frames: Tensor, labels: Tensor, optimizer: torch.optim.Optimizer,
-                          generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """`train_step` on event frames `[T, B, C, H, W]`: each frame's counts are the input events e_in(t)
-        (graded, as `encode_frames` passes them to the network)."""
-        return self._train_per_step(iter(self.encode_frames(frames, generator)), labels, optimizer)
-
-    def _train_per_step(self, input_events: Iterator[Tensor], labels: Tensor,
-                        optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
+    def train_step(self, encoded: Tensor, labels: Tensor,
+                   optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
+        """One batch of per-step training (the module docstring) on the input events e_in(t) `[T, B, ...]`
+        (`encode`'s, or an event dataset's frames): -> (mean loss over the loss steps, detached;
+        predictions `[B]` from O(T − 1))."""
         config, network = self.config, self.network
         traces: list[Tensor | None] = [None] * sum(isinstance(m, GammaSigmaDelta) for m in network.modules())
         loss_steps = config.T - config.loss_from
         online = config.training == "online"
+        alphas = encoded.new_tensor(self.alphas)
+        inputs, total = encoded.new_zeros(len(self.alphas), *encoded.shape[1:]), encoded.new_zeros(())
         optimizer.zero_grad(set_to_none=True)
-        inputs, total = None, None
-        for t, events in enumerate(input_events):
-            if inputs is None:
-                alphas = events.new_tensor(self.alphas)
-                inputs, total = events.new_zeros(len(self.alphas), *events.shape), events.new_zeros(())
+        for t, events in enumerate(encoded):
             inputs = gamma_memory_step(events, inputs, alphas)
             counts = t >= config.loss_from
             with torch.set_grad_enabled(counts):
@@ -402,20 +380,9 @@ class SigmaDelta(CodingMethod):
                     (loss if online else loss / loss_steps).backward()
                     total += loss.detach()
                     if online:
-                        _optimizer_step(optimizer, network)
+                        optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
             traces = [trace.detach() for trace in traces]  # past bucket states are constants
         if not online:
-            _optimizer_step(optimizer, network)
+            optimizer.step()
         return total / loss_steps, self.readout(output.detach().unsqueeze(0)).prediction
-
-
-def _optimizer_step(optimizer: torch.optim.Optimizer, network: nn.Module) -> None:
-    """Optimizer step; under torchrun the gradients are averaged over the processes first."""
-    if torch_dist.is_available() and torch_dist.is_initialized() and torch_dist.get_world_size() > 1:
-        world = torch_dist.get_world_size()
-        for parameter in network.parameters():
-            if parameter.grad is not None:
-                torch_dist.all_reduce(parameter.grad)
-                parameter.grad.div_(world)
-    optimizer.step()

@@ -15,7 +15,7 @@ Synapses, weight standardization (`norm` = ws) with learnable gain g and bias b:
     I_l[t] = Ŵ_l·S_{l-1}[t] + b_l                             (`norm` = none: W_l instead of Ŵ_l)
   Ŵ folds into plain weights for inference (`fold_for_inference`), so WS costs nothing there.
 
-Neuron, single-spike IF (benchmark/temporal.py):
+Neuron, single-spike IF (snn/temporal.py):
     H[t] = V[t-1] + I[t];  S[t] = Θ(H[t] − θ)·(1 − M[t-1]);  M[t] = M[t-1] + S[t];  V[t] = H[t]
   θ: `threshold`; Θ' is the surrogate `surrogate` (paper: sigmoid α·σ(αx)(1 − σ(αx)), α = `slope` = 4).
   The output layer is the same neuron (SingleSpikeOutput emits H, `fire_once` gives its S): one
@@ -43,7 +43,7 @@ Readout: the class that fires first wins; decision step = first output spike t �
     output spike → step T. Ties among the earliest classes (and no spike) are broken by
     (`tie_break`) membrane: the output membrane H_c[t*] at that step — the class that crossed θ by
     most — or decoder: O (the paper's wording; the tied O of single spikes are equal, so the
-    lowest class index wins: 20 % of Fashion-MNIST test samples tie at t = 0, see the note).
+    lowest class index wins: many samples tie at t = 0, see the note).
 
 Our readings where the paper is not available to us (METHODS.md §3): V[t] = H[t] (no reset: the
 mask silences the neuron); the mask is not detached in the backward pass; the exponential
@@ -62,12 +62,13 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from benchmark.arch import ArchSpec, build_network
-from benchmark.engine import Folded, SurrogateName
-from benchmark.method import CodingMethod, MethodConfig, Readout
-from benchmark.registry import register_method
-from benchmark.semantics import ANALOG_VALUES, BINARY_SPIKES
-from benchmark.temporal import (DecoderName, SingleSpikeIF, SingleSpikeOutput, TemporalDecoder, first_spike_readout,
+from benchmark.contract.method import CodingMethod, MethodConfig, Readout
+from benchmark.contract.registry import register_method
+from benchmark.contract.semantics import ANALOG_VALUES, BINARY_SPIKES
+from snn.arch import ArchSpec, build_network
+from snn.engine import SurrogateName
+from snn.layers import Folded
+from snn.temporal import (DecoderName, SingleSpikeIF, SingleSpikeOutput, TemporalDecoder, first_spike_readout,
                                 latency_encode, membrane_at_first_spike)
 
 
@@ -305,15 +306,14 @@ class Ttfs(CodingMethod):
 
     def readout(self, output: Tensor) -> Readout:
         spikes = self.spikes(output)
-        if self.config.tie_break == "membrane":
-            return first_spike_readout(spikes, membrane_at_first_spike(spikes, output))
-        return first_spike_readout(spikes, self.decoder(spikes))
+        score = membrane_at_first_spike(spikes, output) if self.config.tie_break == "membrane" else self.decoder(spikes)
+        return Readout(*first_spike_readout(spikes, score))
 
     @torch.no_grad()
-    def initialize(self, images: Tensor) -> None:
+    def initialize(self, encoded: Tensor) -> None:
         if self.config.init == "data":
             target = self.config.T * self.config.threshold**2
-            data_driven_init(self.network, self.encode(images), target)
+            data_driven_init(self.network, encoded, target)
 
     def fold_for_inference(self) -> None:
         """Replaces the network by its folded copy (WS layers -> plain layers with Ŵ)."""

@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from benchmark.io import write_json  # noqa: E402
-from benchmark.provenance import provenance  # noqa: E402
+from benchmark.contract.io import write_json  # noqa: E402
+from benchmark.contract.provenance import provenance  # noqa: E402
 from tests.perf.workloads import (  # noqa: E402
     ARCHS, NEURON, PROFILES, TARGET_OPCOUNTER_OVERHEAD, TARGET_SNN_OVER_T_ANN, TARGET_SPEEDUP_OVER_SNNTORCH,
     TARGET_STEPS, select_device,

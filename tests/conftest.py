@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def prepared_digits(tmp_path_factory) -> Path:
-    from benchmark.data import prepare
+    from benchmark.data.prepared import prepare
 
     root = tmp_path_factory.mktemp("datasets")
     prepare("digits", root)
@@ -24,6 +24,7 @@ def smoke_params(**changes) -> dict:
     """The repository's params.yaml switched to the smoke profile on digits, with `changes` applied."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["profile"] = "smoke"
+    params["grid_files"] = []  # the probes' file lies beside the repository's params.yaml, not the workspace's
     params["run"].update({"datasets": ["digits"], "methods": ["ann", "rate"], "seeds": [0], "grids": [],
                           "conversions": [{"method": "convert", "source": "ann"}],
                           "events": {"datasets": ["nmnist"], "methods": ["ann"]},  # absent: skip markers

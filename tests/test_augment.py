@@ -1,4 +1,4 @@
-"""Training augmentation (benchmark/augment.py): translation, horizontal flip, seeding, and the
+"""Training augmentation (benchmark/data/augment.py): translation, horizontal flip, seeding, and the
 training loop's use of it."""
 
 from __future__ import annotations
@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.arch import ArchSpec
-from benchmark.augment import augment, translate
-from benchmark.config import load_params, resolve_run
-from benchmark.errors import ConfigError
-from benchmark.registry import create_method
-from benchmark.train import train
+from benchmark.contract.errors import ConfigError
+from benchmark.contract.registry import create_method
+from benchmark.data.augment import augment, translate
+from benchmark.run.config import load_params, resolve_run
+from benchmark.run.train import train
+from snn.arch import ArchSpec
 
 IMAGE = torch.tensor([[[[1, 2, 3],
                         [4, 5, 6],

@@ -7,8 +7,8 @@ import snntorch as snn
 import torch
 from snntorch import spikegen, utils
 
-from benchmark.arch import ArchSpec
-from benchmark.registry import create_method
+from benchmark.contract.registry import create_method
+from snn.arch import ArchSpec
 
 MLP = ArchSpec(kind="mlp", hidden=[16])
 SHAPE = (1, 8, 8)

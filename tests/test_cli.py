@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark.cli import main
-from benchmark.io import read_json
+from benchmark.contract.io import read_json
 
 RUN = ["--dataset", "digits", "--seed", "0", "--no-progress"]
 
@@ -38,7 +38,8 @@ def test_the_stages_run_alone_one_after_another(workspace, capsys):
 
 def test_an_unknown_method_is_an_error_listing_the_registered_ones(workspace, capsys):
     assert main(["train", "--dataset", "digits", "--method", "ttfz", "--seed", "0"]) == 2
-    assert "methods.ttfz: no entry in params.yaml" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "unknown method 'ttfz'; registered methods: " in error and "ttfs" in error
 
 
 def test_an_unknown_dataset_is_an_error_listing_the_known_ones(workspace, capsys):

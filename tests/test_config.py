@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from benchmark.config import load_params, resolve_run
-from benchmark.errors import ConfigError
+from benchmark.contract.errors import ConfigError
+from benchmark.run.config import load_params, resolve_run
 from tests.conftest import REPO, smoke_params
 
 
@@ -86,9 +86,10 @@ def test_a_dataset_override_of_an_undefined_method_is_named(tmp_path):
 
 
 def test_a_method_without_an_entry_is_an_error_saying_how_to_add_one(tmp_path):
-    params = load_params(_write(tmp_path, smoke_params()))
-    with pytest.raises(ConfigError, match=r"methods\.ttfz: no entry in params.yaml"):
-        resolve_run(params, "digits", "ttfz", 0)
+    raw = smoke_params()
+    del raw["methods"]["css"]
+    with pytest.raises(ConfigError, match=r"methods\.css: no entry in params.yaml"):
+        resolve_run(load_params(_write(tmp_path, raw)), "digits", "css", 0)
 
 
 def test_the_fingerprint_changes_with_a_hyperparameter_and_not_with_a_description(tmp_path):
@@ -98,3 +99,28 @@ def test_the_fingerprint_changes_with_a_hyperparameter_and_not_with_a_descriptio
     fingerprint = resolve_run(base, "digits", "rate", 0).fingerprint()
     assert resolve_run(other, "digits", "rate", 0).fingerprint() != fingerprint
     assert resolve_run(described, "digits", "rate", 0).fingerprint() == fingerprint
+
+
+def test_the_baseline_is_declared_and_must_be_a_defined_method(tmp_path):
+    assert load_params(_write(tmp_path, smoke_params())).run.baseline == "ann"
+    with pytest.raises(ConfigError, match=r"run.baseline is 'annn'.*defined: .*ann"):
+        load_params(_write(tmp_path, smoke_params(**{"run.baseline": "annn"})))
+
+
+def test_grid_files_add_their_grids_and_a_name_defined_twice_is_an_error(tmp_path):
+    probe = {"method": "rate", "dataset": "digits", "axes": {"T": [2, 4]}}
+    (tmp_path / "probes.yaml").write_text(yaml.safe_dump({"rate-probe": probe}))
+    params = load_params(_write(tmp_path, smoke_params(grid_files=["probes.yaml"])))
+    assert params.grids["rate-probe"].axes == {"T": [2, 4]}
+    (tmp_path / "probes.yaml").write_text(yaml.safe_dump({"css-T": probe}))
+    with pytest.raises(ConfigError, match="grid 'css-T' is defined twice"):
+        load_params(_write(tmp_path, smoke_params(grid_files=["probes.yaml"])))
+    with pytest.raises(ConfigError, match="grid_files names missing.yaml, which does not exist"):
+        load_params(_write(tmp_path, smoke_params(grid_files=["missing.yaml"])))
+
+
+def test_dvc_repro_runs_only_grids_of_params_yaml(tmp_path):
+    (tmp_path / "probes.yaml").write_text(yaml.safe_dump({"rate-probe": {"method": "rate", "dataset": "digits",
+                                                                          "axes": {"T": [2]}}}))
+    with pytest.raises(ConfigError, match="run.grids names rate-probe, not defined under `grids:` in params.yaml"):
+        load_params(_write(tmp_path, smoke_params(grid_files=["probes.yaml"], **{"run.grids": ["rate-probe"]})))

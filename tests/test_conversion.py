@@ -1,4 +1,4 @@
-"""benchmark.conversion: BN folding, the module walk and its errors, data-based normalization, and the
+"""snn.conversion: BN folding, the module walk and its errors, data-based normalization, and the
 conversion stage end to end through the CLI. Also home of `trained`, the tiny digits models the
 method tests (test_convert, test_qcfs, test_css) convert."""
 
@@ -12,16 +12,15 @@ import pytest
 import torch
 from torch import nn
 
+from benchmark.contract.method import CodingMethod
+from benchmark.contract.registry import create_method
+from snn.arch import ArchSpec, build_network
+from snn.conversion import ConversionError, calibrate, fold_network, normalize, percentile, skeleton, transfer
+from snn.layers import Folded, ReLU
+from tests.conftest import make_workspace
 import methods.convert  # noqa: F401  (import registers)
 import methods.css  # noqa: F401
 import methods.qcfs  # noqa: F401
-from benchmark.arch import ArchSpec, build_network
-from benchmark.conversion import (ConversionError, calibrate, fold_network, normalize, percentile, skeleton,
-                                  transfer)
-from benchmark.engine import Folded, ReLU
-from benchmark.method import CodingMethod
-from benchmark.registry import create_method
-from tests.conftest import make_workspace
 
 SHAPE = (1, 8, 8)
 MLP = ArchSpec(kind="mlp", hidden=[32])

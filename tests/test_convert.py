@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.conversion import Integrator
-from benchmark.engine import LIF
-from benchmark.ops import OpCounter
-from benchmark.registry import check_contract, create_method
-from benchmark.semantics import EventKind
+from benchmark.contract.registry import check_contract, create_method
+from benchmark.contract.semantics import EventKind
+from benchmark.metrics.ops import OpCounter
+from snn.conversion import Integrator
+from snn.engine import LIF
 from tests.test_conversion import CNN, MLP, SHAPE, calibration_set, digits, predictions, trained
 
 
@@ -50,7 +50,7 @@ def test_agreement_grows_with_T():
 def test_contract_decision_step_and_op_counts():
     method = _converted(MLP, T=5)
     images = torch.rand(3, *SHAPE) + 0.01  # every pixel nonzero
-    check_contract(method, images)
+    check_contract(method, method.encode(images), len(images))
     assert method.readout(method.forward(images)).decision_step.tolist() == [5, 5, 5]
     with OpCounter(method.network, method.input_semantics) as counter:
         method.forward(images)

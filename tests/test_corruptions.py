@@ -1,4 +1,4 @@
-"""benchmark.corruptions: the METHODS.md §9 corruptions are the identity at severity 0, grow with
+"""benchmark.data.corruptions: the METHODS.md §9 corruptions are the identity at severity 0, grow with
 severity, follow their formulas, are reproducible per sample whatever the batch, stay in [0, 1];
 event corruptions are reproducible and monotone; the official MNIST-C / CIFAR-10-C files load."""
 
@@ -11,16 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.corruptions import (
-    CORRUPTIONS,
-    EVENT_CORRUPTIONS,
-    corrupt,
-    corrupt_events,
-    load_cifar10_c,
-    load_mnist_c,
-    parameter,
-)
-from benchmark.errors import ConfigError, MissingData
+from benchmark.contract.errors import ConfigError, MissingData
+from benchmark.data.corruptions import CORRUPTIONS, corrupt, load_cifar10_c, load_mnist_c, parameter
+from benchmark.data.event_corruptions import EVENT_CORRUPTIONS, corrupt_events
 
 NAMES = list(CORRUPTIONS)
 SEED = 7

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.ops import OpCounter
-from benchmark.registry import check_contract, create_method
+from benchmark.contract.registry import check_contract, create_method
+from benchmark.metrics.ops import OpCounter
 from methods.css import SignedDigitOutput, TSANeuron, digit_sum, tsa_step
 from tests.test_conversion import CNN, MLP, SHAPE, calibration_set, digits, predictions, trained
 
@@ -123,7 +123,7 @@ def test_the_time_axis_is_T_plus_d_times_L_and_every_layer_waits_its_silent_peri
     assert all(n.threshold == pytest.approx(2.0 / (2 - 2 ** -7)) for n in neurons)  # V = β^d/S_8
     encoded = method.encode(torch.rand(2, *SHAPE))
     assert encoded.shape[0] == 8 + layers and encoded[1:].abs().sum() == 0
-    check_contract(method, torch.rand(3, *SHAPE))
+    check_contract(method, method.encode(torch.rand(3, *SHAPE)), 3)
     assert method.readout(method.forward(torch.rand(2, *SHAPE))).decision_step.tolist() == [8 + layers] * 2
 
 
@@ -166,7 +166,7 @@ def test_the_converted_model_survives_save_and_load():
 
 @pytest.mark.parametrize("beta", [0.5, 4.0])
 def test_beta_outside_1_to_3_is_refused(beta):
-    from benchmark.errors import ConfigError
+    from benchmark.contract.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"methods\.css\.beta"):
         create_method("css", {"beta": beta}, MLP, SHAPE, 10)

@@ -16,17 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import data
-from benchmark.data import (
-    DatasetInfo,
-    available_datasets,
-    get_dataset,
-    load_prepared,
-    prepare,
-    register_dataset,
-    to_unit_float,
-)
-from benchmark.errors import ConfigError, DataError, RegistryError
+from benchmark.contract.errors import ConfigError, DataError, RegistryError
+from benchmark.data import images as data, registry
+from benchmark.data.prepared import load_prepared, prepare, to_unit_float
+from benchmark.data.registry import DatasetInfo, available_datasets, get_dataset, register_dataset
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 N_TRAIN, N_TEST = 50, 7
@@ -78,7 +71,7 @@ def write_tiny_cifar(folder: Path) -> dict[str, np.ndarray]:
                  b"filenames": [b"x.png"] * 4}
         (folder / name).write_bytes(pickle.dumps(batch))
         arrays[f"{name}/labels"] = labels
-    meta = {b"label_names": [name.encode() for name in data.CIFAR10_CLASSES], b"num_vis": 3072}
+    meta = {b"label_names": [name.encode() for name in registry.CIFAR10_CLASSES], b"num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta))
     return arrays
 
@@ -204,7 +197,7 @@ def test_default_checksums_reject_files_that_are_not_the_official_ones(tmp_path)
     write_tiny_idx(tmp_path / "raw", gz=True)
     with pytest.raises(DataError, match="not the official file") as error:
         prepare("mnist", tmp_path, search=[tmp_path / "raw"])
-    assert data.KNOWN_CHECKSUMS["mnist"]["train-images-idx3-ubyte"][1] in str(error.value)
+    assert registry.KNOWN_CHECKSUMS["mnist"]["train-images-idx3-ubyte"][1] in str(error.value)
 
 
 def test_missing_raw_file_is_a_data_error_listing_the_places_searched(tmp_path):
@@ -295,7 +288,7 @@ def assert_cifar_round_trip(prepared, arrays) -> None:
     assert rows == expected  # rows are [R(1024), G(1024), B(1024)] = [3, 32, 32] in C order
     assert torch.equal(prepared.test_images, torch.from_numpy(arrays["test_batch"]).reshape(4, 3, 32, 32))
     assert prepared.test_labels.tolist() == arrays["test_batch/labels"].tolist()
-    assert prepared.classes == list(data.CIFAR10_CLASSES)
+    assert prepared.classes == list(registry.CIFAR10_CLASSES)
 
 
 def test_cifar10_pickles_round_trip_exactly(tmp_path):
@@ -399,5 +392,5 @@ def test_real_fashion_mnist_passes_the_known_checksums(tmp_path):
     prepare("fashion-mnist", tmp_path)  # verify=True: the known SHA-256s of the decompressed files
     meta = json.loads((tmp_path / "fashion-mnist" / "meta.json").read_text())
     assert meta["splits"] == {"train": 54000, "val": 6000, "test": 10000}
-    known = {name: digest for name, (_, digest) in data.KNOWN_CHECKSUMS["fashion-mnist"].items()}
+    known = {name: digest for name, (_, digest) in registry.KNOWN_CHECKSUMS["fashion-mnist"].items()}
     assert meta["raw_sha256"] == known

@@ -10,22 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.energy import (
-    PRESETS,
-    CostModel,
-    EnergyError,
-    flips_between_tiers,
-    quantized_ann_reference,
-    resolve_cost_model,
-    run_energy,
-    sram_pj,
-    tier1_energy,
-    tier2_energy,
-)
-from benchmark.engine import LIF, Folded
-from benchmark.errors import ConfigError, DatasetSkipped
-from benchmark.ops import OpCounter, OpCounts
-from benchmark.semantics import BINARY_SPIKES
+from benchmark.contract.errors import ConfigError, DatasetSkipped
+from benchmark.contract.semantics import BINARY_SPIKES
+from benchmark.metrics.energy import (PRESETS, CostModel, EnergyError, quantized_ann_reference, resolve_cost_model,
+                                      run_energy, sram_pj, tier1_energy, tier2_energy)
+from benchmark.metrics.ops import OpCounter, OpCounts
+from benchmark.results.aggregate import summarize
+from benchmark.results.summary import tier_flips
+from snn.engine import LIF
+from snn.layers import Folded
 
 
 def counts(acs: float, macs: float, neuron_updates: float = 0.0) -> OpCounts:
@@ -228,7 +221,7 @@ def test_tier2_reads_op_counts_in_each_of_their_forms():
         network(x)
     counts = counter.compute()
     as_dict = counts.to_dict()
-    ops_json = {"ops": as_dict.pop("totals"), **as_dict}  # as benchmark/evaluate.py writes it
+    ops_json = {"ops": as_dict.pop("totals"), **as_dict}  # as benchmark/run/evaluate.py writes it
     expected = tier2_energy(counts)
     assert tier2_energy(counts.to_dict()) == expected
     assert tier2_energy(json.loads(json.dumps(ops_json))) == expected
@@ -332,12 +325,17 @@ def test_run_energy_on_a_skipped_run_raises_dataset_skipped(tmp_path):
         run_energy(folder, "fp32-45nm")
 
 
-# --- tier flips -----------------------------------------------------------------------------------
+# --- tier flips (computed on the board's rows, benchmark.results.summary) ----------------------------
 
 
 def record(method, tier1, tier2, *, dataset="digits", profile="smoke", variant="", seed=0) -> dict:
-    return {"dataset": dataset, "profile": profile, "method": method, "variant": variant, "seed": seed,
-            "energy": {"tier1_pj": tier1, "tier2_pj": tier2, "cost_model": "fp32-45nm"}}
+    return {"dataset": dataset, "profile": profile, "method": method, "variant": variant, "seed": seed, "T": 8,
+            "accuracy": 0.9, "decision_step": {"mean": 8.0}, "spikes_per_sample": 0.0,
+            "ops": {"acs": 0.0, "macs": 0.0}, "energy": {"tier1_pj": tier1, "tier2_pj": tier2, "cost_model": "fp32-45nm"}}
+
+
+def flips(records: list[dict]) -> list[tuple[str, str]]:
+    return tier_flips(summarize(records))
 
 
 def test_flips_are_pairs_whose_order_changes_between_tiers():
@@ -345,10 +343,10 @@ def test_flips_are_pairs_whose_order_changes_between_tiers():
         record("ann", 10, 100),
         record("rate", 20, 50),  # dearer than ann in tier 1, cheaper in tier 2: a flip
         record("css", 30, 200),  # dearest in both tiers (30 > 20 > 10, 200 > 100 > 50): no flip
-        record("rate", 5, 500, dataset="mnist"),  # another dataset: compared only with mnist runs
-        record("ann", 10, 1000, dataset="mnist"),  # rate cheaper in both: no flip
     ]
-    assert flips_between_tiers(records) == [("digits", "smoke", "ann", "rate")]
+    assert flips(records) == [("ann", "rate")]
+    # another board, compared on its own: rate cheaper in both, no flip
+    assert flips([record("rate", 5, 500, dataset="mnist"), record("ann", 10, 1000, dataset="mnist")]) == []
 
 
 def test_flips_average_seeds_and_name_variants():
@@ -357,20 +355,14 @@ def test_flips_average_seeds_and_name_variants():
         record("rate", 20, 90),  # vs ann: 20 > 10 but 90 < 100: a flip
         record("rate", 20, 110, variant="T=8"),  # 20 > 10 and 110 > 100: no flip with ann;
     ]                                            # vs rate: tie in tier 1 -> no flip
-    assert flips_between_tiers(records) == [("digits", "smoke", "ann", "rate")]
+    assert flips(records) == [("ann", "rate")]
     records.append(record("rate", 1, 120, variant="T=2"))
     # rate (T=2) is the cheapest in tier 1 (1) but dearer in tier 2 (120) than ann (100), rate (90)
     # and rate (T=8) (110): three more flips, in sorted order of the pair
-    assert flips_between_tiers(records) == [
-        ("digits", "smoke", "ann", "rate"),
-        ("digits", "smoke", "rate (T=2)", "ann"),
-        ("digits", "smoke", "rate (T=2)", "rate"),
-        ("digits", "smoke", "rate (T=2)", "rate (T=8)"),
-    ]
+    assert flips(records) == [("ann", "rate"), ("rate (T=2)", "ann"), ("rate (T=2)", "rate"),
+                              ("rate (T=2)", "rate (T=8)")]
 
 
-def test_flips_need_both_tiers():
-    broken = record("ann", 10, 100)
-    del broken["energy"]["tier2_pj"]
-    with pytest.raises(EnergyError, match="spikecode energy"):
-        flips_between_tiers([broken, record("rate", 20, 50)])
+def test_rows_without_tier_2_take_no_part_in_the_flips():
+    unpriced = record("ann", 10, None)
+    assert flips([unpriced, record("rate", 20, 50), record("css", 30, 10)]) == [("rate", "css")]

@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.arch import ArchSpec, build_network
-from benchmark.engine import LIF, Folded, lif_step, spike
-from benchmark.semantics import EventKind
+from benchmark.contract.semantics import EventKind
+from snn.arch import ArchSpec, build_network
+from snn.engine import LIF, lif_step, spike
+from snn.layers import Folded
 
 
 def test_lif_soft_reset_follows_the_equations_step_by_step():

@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark import engine
-from benchmark.engine import LIF, lif_loop, lif_sequence
+from snn import engine, layers
+from snn.engine import LIF, lif_loop, lif_sequence
 
 RESETS = ("subtract", "zero")
 SURROGATES = ("sigmoid", "fast_sigmoid", "atan")
@@ -203,7 +203,7 @@ def test_compiled_path_equals_the_reference(reset, monkeypatch):
         (dict(kernel_size=2), (3, 4, 5, 7, 7), True),  # odd sizes: the last row/column is dropped
         (dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False), (2, 3, 4, 9, 7), False),
         (dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1), divisor_override=5), (2, 3, 2, 6, 9), False),
-        # windows that tile the input: the strided-add path (`engine._tiles`)
+        # windows that tile the input: the strided-add path (`layers._tiles`)
         (dict(kernel_size=2), (3, 4, 5, 6, 10), False),
         (dict(kernel_size=(2, 3)), (2, 3, 4, 6, 9), False),
         (dict(kernel_size=3, ceil_mode=True), (2, 2, 3, 9, 6), False),
@@ -218,7 +218,7 @@ def test_folded_average_pooling_equals_pytorch_and_saves_no_input(pool_args, sha
     ours, theirs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
-        out = engine.Folded(pool)(ours)
+        out = layers.Folded(pool)(ours)
     expected = pool(theirs.flatten(0, 1)).unflatten(0, shape[:2])
     upstream = currents(out.shape, seed=2)
     out.backward(upstream)
@@ -234,12 +234,12 @@ def test_tiled_average_pooling_is_pytorchs_bit_for_bit(kernel, dtype):
     # random reals, not spikes: the strided adds must round exactly as PyTorch's kernel does
     pool = nn.AvgPool2d(kernel)
     x = currents((3, 4, 5, 8, 12), dtype)
-    assert engine._tiles(x.flatten(0, 1), pool) is not None
+    assert layers._tiles(x.flatten(0, 1), pool) is not None
     with torch.no_grad():
-        assert torch.equal(engine.Folded(pool)(x), pool(x.flatten(0, 1)).unflatten(0, (3, 4)))
-    upstream = currents(engine.Folded(pool)(x).shape, dtype, seed=3)
+        assert torch.equal(layers.Folded(pool)(x), pool(x.flatten(0, 1)).unflatten(0, (3, 4)))
+    upstream = currents(layers.Folded(pool)(x).shape, dtype, seed=3)
     ours, theirs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    engine.Folded(pool)(ours).backward(upstream)
+    layers.Folded(pool)(ours).backward(upstream)
     pool(theirs.flatten(0, 1)).unflatten(0, (3, 4)).backward(upstream)
     assert torch.equal(ours.grad, theirs.grad)
 
@@ -262,12 +262,12 @@ def test_step_threads_change_nothing_but_speed_and_are_restored(monkeypatch):
 
 def test_prefer_channels_last_converts_cpu_cnns_only_and_keeps_values():
     torch.manual_seed(0)
-    cnn = nn.Sequential(engine.Folded(nn.Conv2d(2, 4, 3, padding=1)), LIF(beta=0.9),
-                        engine.Folded(nn.AvgPool2d(2)), engine.Folded(nn.Flatten()), engine.Folded(nn.Linear(16, 3)))
+    cnn = nn.Sequential(layers.Folded(nn.Conv2d(2, 4, 3, padding=1)), LIF(beta=0.9),
+                        layers.Folded(nn.AvgPool2d(2)), layers.Folded(nn.Flatten()), layers.Folded(nn.Linear(16, 3)))
     x = (torch.rand(3, 2, 2, 4, 4) < 0.5).float()
     before = cnn(x)
-    assert engine.prefer_channels_last(cnn, "cpu") is cnn
+    assert layers.prefer_channels_last(cnn, "cpu") is cnn
     assert cnn[0].layer.weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(cnn(x), before)
-    mlp = nn.Sequential(engine.Folded(nn.Linear(4, 3)))
-    assert engine.prefer_channels_last(mlp, "cpu") is mlp
+    mlp = nn.Sequential(layers.Folded(nn.Linear(4, 3)))
+    assert layers.prefer_channels_last(mlp, "cpu") is mlp

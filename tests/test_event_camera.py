@@ -1,4 +1,4 @@
-"""benchmark.event_camera: the simulated saccade recording follows its docstring's equations (by hand
+"""benchmark.data.event_camera: the simulated saccade recording follows its docstring's equations (by hand
 for one step, and against an independent scalar implementation for a whole recording), is
 deterministic, independent of the batch, seeded, and emits tonic's event layout."""
 
@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.event_camera import EVENT_DTYPE, EventCamera, events_digest, pixel_thresholds, saccade_path, simulate
+from benchmark.data.event_camera import (EVENT_DTYPE, EventCamera, events_digest, pixel_thresholds, saccade_path,
+                                         simulate)
 
 
 def camera(**changes) -> EventCamera:

@@ -1,5 +1,5 @@
 """Event frames through the harness: `ann` and `rate` train for one epoch and evaluate on a tiny
-Fashion-MNIST-DVS through the spikecode CLI; the frame hooks' defaults (benchmark/method.py) and the
+Fashion-MNIST-DVS through the spikecode CLI; the frame hooks' defaults (benchmark/contract/method.py) and the
 T agreement between framing and method."""
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ import torch
 import yaml
 
 from benchmark.cli import main
-from benchmark.config import load_params, resolve_run
-from benchmark.data import FrameFormat, load_prepared, prepare
-from benchmark.errors import ConfigError
-from benchmark.io import read_json
-from benchmark.registry import create_method
-from benchmark.semantics import ANALOG_VALUES, EventKind
-from benchmark.train import build_method, calibration_batches, input_semantics
+from benchmark.contract.errors import ConfigError
+from benchmark.contract.io import read_json
+from benchmark.contract.registry import create_method
+from benchmark.contract.semantics import ANALOG_VALUES, EventKind
+from benchmark.data.prepared import load_prepared, prepare
+from benchmark.data.registry import FrameFormat
+from benchmark.run.config import load_params, resolve_run
+from benchmark.run.inputs import Frames
+from benchmark.run.runtime import build_method
+from benchmark.run.train import calibration_batches
 from tests.conftest import smoke_params
 from tests.test_events import write_tiny_fashion
 
@@ -87,8 +90,8 @@ def test_binary_frames_reach_the_first_layer_as_binary_events(tmp_path, monkeypa
     params = load_params()
     rate = build_method(resolve_run(params, DATASET, "rate", 0), data)
     ann = build_method(resolve_run(params, DATASET, "ann", 0), data)
-    assert input_semantics(rate, data.frames).event_kind is EventKind.BINARY
-    assert input_semantics(ann, data.frames) == ANALOG_VALUES
+    assert Frames(data.frames).semantics(rate).event_kind is EventKind.BINARY
+    assert Frames(data.frames).semantics(ann) == ANALOG_VALUES
 
 
 def test_a_framing_T_that_differs_from_the_methods_T_is_an_error_naming_both(tmp_path, monkeypatch):
@@ -100,15 +103,15 @@ def test_a_framing_T_that_differs_from_the_methods_T_is_an_error_naming_both(tmp
 
 
 def test_frame_hook_defaults_ann_averages_over_time_others_pass_frames_through():
-    from benchmark.arch import ArchSpec
+    from snn.arch import ArchSpec
 
     arch = ArchSpec(kind="mlp", hidden=[8])
     frames = torch.rand(T, 3, 2, 5, 5) * 4
     ann = create_method("ann", {}, arch, (2, 5, 5), 10)
     assert torch.equal(ann.encode_frames(frames), frames.mean(dim=0, keepdim=True))
-    assert ann.forward_frames(frames).shape == (1, 3, 10)
+    assert ann.network(ann.encode_frames(frames)).shape == (1, 3, 10)
     rate = create_method("rate", {"T": T}, arch, (2, 5, 5), 10)
-    assert rate.encode_frames(frames) is frames and rate.forward_frames(frames).shape == (T, 3, 10)
+    assert rate.encode_frames(frames) is frames and rate.network(rate.encode_frames(frames)).shape == (T, 3, 10)
     graded = FrameFormat(T=T, binary=False).semantics
     assert graded.event_kind is EventKind.GRADED and graded.payload_bits == 8
     assert rate.frame_semantics(graded) is graded and ann.frame_semantics(graded) == ANALOG_VALUES
@@ -125,8 +128,8 @@ def test_calibration_batches_of_event_data_are_the_frames_mean_over_time(trained
 
 def test_the_robustness_stage_corrupts_the_events_of_event_data(trained, monkeypatch):
     """Every event corruption at severities 1..5, framed as prepared; the clean accuracy is eval.json's."""
-    from benchmark.corruptions import EVENT_CORRUPTIONS
-    from benchmark.robustness import relative_corruption_error
+    from benchmark.data.event_corruptions import EVENT_CORRUPTIONS
+    from benchmark.metrics.corruption import relative_corruption_error
 
     monkeypatch.chdir(trained)
     # the stage replays the events from the raw files' default place (the workspace prepared from raw/)

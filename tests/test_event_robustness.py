@@ -1,4 +1,4 @@
-"""benchmark.robustness on event data: a tiny N-MNIST's replayed events corrupted at five severities
+"""benchmark.run.robustness on event data: a tiny N-MNIST's replayed events corrupted at five severities
 and framed again as prepare framed them; every method sees byte-identical corrupted frames, dropping
 events thins the frames and noise fills them; an image dataset still takes the image path."""
 
@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.arch import ArchSpec
 from benchmark.cli import main
-from benchmark.corruptions import CORRUPTIONS, EVENT_CORRUPTIONS
-from benchmark.data import frames_to_float, load_prepared, prepare
-from benchmark.errors import ConfigError, DataError
-from benchmark.events import Framer, Framing, replay_events
-from benchmark.io import read_json
-from benchmark.registry import create_method
-from benchmark.robustness import corrupted_frames, evaluate_event_robustness, prepared_framer
+from benchmark.contract.errors import ConfigError, DataError
+from benchmark.contract.io import read_json
+from benchmark.contract.registry import create_method
+from benchmark.data.corruptions import CORRUPTIONS
+from benchmark.data.event_corruptions import EVENT_CORRUPTIONS
+from benchmark.data.events import Framer, Framing
+from benchmark.data.prepared import frames_to_float, load_prepared, prepare
+from benchmark.data.replay import replay_events
+from benchmark.run.robustness import corrupted_frames, evaluate_event_robustness, prepared_framer
+from snn.arch import ArchSpec
 from tests.test_events import write_nmnist
 
 T = 2
@@ -48,7 +50,7 @@ def evaluate(method, test_set, **kwargs):
 
 def accuracy_on(method, frames: torch.Tensor, labels: torch.Tensor) -> float:
     with torch.no_grad():
-        prediction = method.readout(method.forward_frames(frames_to_float(frames))).prediction
+        prediction = method.readout(method.network(method.encode_frames(frames_to_float(frames)))).prediction
     return float((prediction == labels).double().mean())
 
 
@@ -86,13 +88,13 @@ def test_two_methods_receive_byte_identical_corrupted_frames(test_set):
     received = {}
     for name in ("ann", "rate"):
         method = make_method(name)
-        forward_frames, received[name] = method.forward_frames, []
+        encode_frames, received[name] = method.encode_frames, []
 
-        def recording(frames, generator=None, forward_frames=forward_frames, log=received[name]):
+        def recording(frames, generator=None, encode_frames=encode_frames, log=received[name]):
             log.append(frames.clone())
-            return forward_frames(frames, generator)
+            return encode_frames(frames, generator)
 
-        method.forward_frames = recording
+        method.encode_frames = recording
         evaluate(method, test_set, batch_size=N)
     assert len(received["ann"]) == len(received["rate"]) == 1 + 3 * 5  # clean, then 3 corruptions × 5 severities
     for ann_frames, rate_frames in zip(received["ann"], received["rate"]):

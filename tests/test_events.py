@@ -1,4 +1,4 @@
-"""benchmark.events: tiny files in each official event-data layout (N-MNIST .bin, DVS Gesture .npy,
+"""benchmark.data.events: tiny files in each official event-data layout (N-MNIST .bin, DVS Gesture .npy,
 SHD .h5, and their archives) prepare into the frames their events give, counted independently
 here; the framing keys are validated; missing or corrupt files fail saying why and how to fix it;
 frames are cached under a key of every parameter."""
@@ -17,12 +17,13 @@ import pytest
 import tonic  # imported at collection: its import takes seconds
 import torch
 
-from benchmark import events as events_module
-from benchmark.config import load_params
-from benchmark.data import KNOWN_CHECKSUMS, available_datasets, load_prepared, prepare
-from benchmark.errors import ConfigError, DataError, MissingData
-from benchmark.event_camera import EVENT_DTYPE, EventCamera, events_digest, simulate
-from benchmark.events import Framer, Framing
+from benchmark.contract.errors import ConfigError, DataError, MissingData
+from benchmark.data import event_sources, replay as events_module
+from benchmark.data.event_camera import EVENT_DTYPE, EventCamera, events_digest, simulate
+from benchmark.data.events import Framer, Framing
+from benchmark.data.prepared import load_prepared, prepare
+from benchmark.data.registry import KNOWN_CHECKSUMS, available_datasets
+from benchmark.run.config import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 RNG_SEED = 7
@@ -368,7 +369,7 @@ def test_fashion_mnist_dvs_frames_are_the_simulated_events_counted_and_checksumm
             framing={"T": 4}, simulation=camera)
     data = load_prepared("fashion-mnist-dvs", tmp_path)
     fashion = available_datasets()["fashion-mnist"]
-    from benchmark.data import RawRequest
+    from benchmark.data.registry import RawRequest
 
     raw = fashion.load_raw(RawRequest("fashion-mnist", tmp_path, (tmp_path / "raw",), True, checksums, False))
     events = simulate(raw.train_images[:, 0].numpy(), EventCamera(**camera))
@@ -395,7 +396,7 @@ def test_replayed_events_are_verified_against_the_digests_recorded_when_prepared
             framing={"T": 2})
     payload = torch.load(tmp_path / "fashion-mnist-dvs" / "prepared.pt", weights_only=True)
     replayed = events_module.replay_events("fashion-mnist-dvs", "val", [0, 2], tmp_path, search=[tmp_path / "raw"])
-    from benchmark.data import RawRequest
+    from benchmark.data.registry import RawRequest
 
     raw = available_datasets()["fashion-mnist"].load_raw(
         RawRequest("fashion-mnist", tmp_path, (tmp_path / "raw",), True, checksums, False))
@@ -426,4 +427,4 @@ def test_fashion_mnist_dvs_needs_fashion_mnist_and_says_where_to_put_it(tmp_path
 
 def test_the_module_docstring_lists_every_registered_event_dataset():
     for name in ("nmnist", "dvs-gesture", "shd", "fashion-mnist-dvs"):
-        assert name in events_module.__doc__
+        assert name in event_sources.__doc__

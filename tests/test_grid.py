@@ -6,10 +6,10 @@ import pytest
 import yaml
 
 from benchmark.cli import main
-from benchmark.config import load_params
-from benchmark.errors import ConfigError
-from benchmark.grid import grid_points, point_label
-from benchmark.io import read_json
+from benchmark.contract.errors import ConfigError
+from benchmark.contract.io import read_json
+from benchmark.run.config import load_params
+from benchmark.sweeps.grid import grid_points, point_label
 
 GRID = {"method": "rate", "dataset": "digits", "seeds": [0], "axes": {"T": [2, 3], "loss": ["ce_rate", "ce_count"]},
         "fixed": {"beta": 0.8}}
@@ -53,17 +53,15 @@ def test_a_grid_runs_every_point_writes_its_table_and_skips_finished_points(grid
 
 
 def test_main_effects_average_each_value_over_the_other_axes():
-    import pandas as pd
-
-    from benchmark.grid import main_effects
+    from benchmark.results.series import main_effects
 
     # init ∈ {a, b} × norm ∈ {ws, none}: a = (90 + 80)/2 = 85, b = (70 + 60)/2 = 65; ws = 80, none = 70
-    table = pd.DataFrame({"init": ["a", "a", "b", "b"], "norm": ["ws", "none", "ws", "none"], "T": [8] * 4,
-                          "accuracy": [90.0, 80.0, 70.0, 60.0]})
-    effects = main_effects(["init", "norm", "T"], table)
-    assert effects[["axis", "value", "mean_accuracy", "vs_best"]].values.tolist() == [
+    points = [{"point": [init, norm, 8], "accuracy": (accuracy, None)}
+              for init, norm, accuracy in [("a", "ws", 90.0), ("a", "none", 80.0), ("b", "ws", 70.0), ("b", "none", 60.0)]]
+    effects = main_effects(["init", "norm", "T"], points)
+    assert [[e["axis"], e["value"], e["mean_accuracy"], e["vs_best"]] for e in effects] == [
         ["init", "a", 85.0, 0.0], ["init", "b", 65.0, -20.0], ["norm", "ws", 80.0, 0.0], ["norm", "none", 70.0, -10.0]]
-    assert effects["points"].tolist() == [2, 2, 2, 2]  # T has one value: no effect row
+    assert [e["points"] for e in effects] == [2, 2, 2, 2]  # T has one value: no effect row
 
 
 def test_conversion_grids_on_another_architecture_share_one_trained_source(workspace, capsys):
@@ -107,6 +105,6 @@ def test_a_conversion_point_is_rerun_when_its_source_is_retrained_under_new_sett
 
 
 def test_table_cells_keep_small_axis_values_readable():
-    from benchmark.grid import _cell
+    from benchmark.render.tables import grid_cell
 
-    assert [_cell(v) for v in (88.394, 0.0, 0.0005, float("nan"), "exp")] == ["88.39", "0.00", "0.0005", "—", "exp"]
+    assert [grid_cell(v) for v in (88.394, 0.0, 0.0005, float("nan"), "exp")] == ["88.39", "0.00", "0.0005", "—", "exp"]

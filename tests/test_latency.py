@@ -11,17 +11,17 @@ import pytest
 import torch
 from torch import nn
 
-import methods.latency  # noqa: F401  (import registers `latency`)
-from benchmark.arch import ArchSpec
-from benchmark.engine import LIF
-from benchmark.errors import ConfigError
-from benchmark.ops import OpCounter
-from benchmark.registry import check_contract, create_method
-from benchmark.semantics import EventKind
-from benchmark.temporal import SingleSpikeIF, TemporalDecoder
-from tests.digits import digits, full_loss, train_briefly
+from benchmark.contract.errors import ConfigError
+from benchmark.contract.registry import check_contract, create_method
+from benchmark.contract.semantics import EventKind
+from benchmark.metrics.ops import OpCounter
 from methods.latency import (LatencyEncoder, OnceFolded, first_spike_score, latency_spike_times, latency_spikes,
                              step_weights, tad_weights, temporal_loss)
+from snn.arch import ArchSpec
+from snn.engine import LIF
+from snn.temporal import SingleSpikeIF, TemporalDecoder
+from tests.digits import digits, full_loss, train_briefly
+import methods.latency  # noqa: F401  (import registers `latency`)
 
 MLP = ArchSpec(kind="mlp", hidden=[32, 24])
 CNN = ArchSpec(kind="cnn", conv=[4, "M", 6, "M"], hidden=[16])
@@ -56,7 +56,8 @@ def test_an_unknown_choice_is_an_error_naming_the_key():
 def test_the_le_needs_a_feature_layer():
     with pytest.raises(ConfigError, match="encoder"):
         make({}, ArchSpec(kind="mlp", hidden=[]))
-    check_contract(make({"encoder": "direct"}, ArchSpec(kind="mlp", hidden=[])), torch.rand(3, *SHAPE))
+    direct = make({"encoder": "direct"}, ArchSpec(kind="mlp", hidden=[]))
+    check_contract(direct, direct.encode(torch.rand(3, *SHAPE)), 3)
 
 
 # --- the LE module ----------------------------------------------------------------------------
@@ -310,7 +311,7 @@ def test_the_op_counter_charges_the_le_once_as_macs_and_its_spikes_as_acs():
 @pytest.mark.parametrize("arch", [MLP, CNN], ids=["mlp", "cnn"])
 def test_every_variant_honours_the_contract(hyperparameters, arch):
     method = make(hyperparameters, arch)
-    check_contract(method, torch.rand(3, *SHAPE))
+    check_contract(method, method.encode(torch.rand(3, *SHAPE)), 3)
     output = method.forward(torch.rand(3, *SHAPE))
     method.loss(output, torch.tensor([0, 1, 2])).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.network.parameters())

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.io import write_json
-from benchmark.merge import MergeError, merge_leaderboards, summary
-from benchmark.report import write_leaderboard
+from benchmark.contract.io import write_json
+from benchmark.render.report import write_leaderboard
+from benchmark.results.merge import MergeError, merge_leaderboards, summary
 
 
 def record(method: str, seed: int, accuracy: float = 0.9, *, machine: str = "cpu", params_hash: str = "p1",
@@ -49,7 +49,7 @@ def test_two_machines_merge_into_one_leaderboard(tmp_path):
     assert merged["duplicates"] == [] and merged["conflicts"] == []
     assert [source["records"] for source in merged["sources"]] == [2, 2]
 
-    written = write_leaderboard(merged["records"], tmp_path / "reports", merged["references"])
+    written = write_leaderboard(merged["records"], tmp_path / "reports", "ann", merged["references"])
     board = json.loads((tmp_path / "reports" / "leaderboard.json").read_text())
     assert len(board["records"]) == 4 and tmp_path / "reports" / "digits-smoke" / "leaderboard.md" in written
     rate_row = next(line for line in (tmp_path / "reports" / "digits-smoke" / "leaderboard.md").read_text().splitlines()

@@ -34,11 +34,11 @@ import snntorch as snn  # noqa: E402
 from neurobench.metrics.workload import ActivationSparsity, SynapticOperations  # noqa: E402
 from neurobench.models import SNNTorchModel, TorchModel  # noqa: E402
 
-from benchmark.arch import ArchSpec  # noqa: E402
-from benchmark.engine import Folded  # noqa: E402
-from benchmark.ops import OpCounter, OpCounts  # noqa: E402
-from benchmark.registry import create_method  # noqa: E402
-from benchmark.semantics import ANALOG_VALUES, EventKind, OpSemantics  # noqa: E402
+from benchmark.contract.registry import create_method  # noqa: E402
+from benchmark.contract.semantics import ANALOG_VALUES, EventKind, OpSemantics  # noqa: E402
+from benchmark.metrics.ops import OpCounter, OpCounts  # noqa: E402
+from snn.arch import ArchSpec  # noqa: E402
+from snn.layers import Folded  # noqa: E402
 
 BATCH = 6
 INPUT_SHAPE = (1, 8, 8)

@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from benchmark.arch import ArchSpec, build_network
-from benchmark.engine import LIF, Folded, ReLU
-from benchmark.errors import OpCountError
-from benchmark.ops import OpCounter
-from benchmark.semantics import ANALOG_VALUES, BINARY_SPIKES, EventKind, OpSemantics
+from benchmark.contract.errors import OpCountError
+from benchmark.contract.semantics import ANALOG_VALUES, BINARY_SPIKES, EventKind, OpSemantics
+from benchmark.metrics.ops import OpCounter
+from snn.arch import ArchSpec, build_network
+from snn.engine import LIF
+from snn.layers import Folded, ReLU
 
 
 class Producer(nn.Module):

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.io import read_json
+from benchmark.contract.io import read_json
 from tests.conftest import REPO, smoke_params
 
 BIN = Path(sys.executable).parent
-COPIED = ["benchmark", "methods", "dvc.yaml", ".dvc", ".dvcignore", "pyproject.toml"]
+COPIED = ["benchmark", "snn", "methods", "dvc.yaml", ".dvc", ".dvcignore", "pyproject.toml"]
 
 
 def _run(args, cwd):
@@ -38,6 +38,7 @@ def project(tmp_path_factory):
         else:
             shutil.copy2(source, root / name)
     (root / "params.yaml").write_text(yaml.safe_dump(smoke_params(), sort_keys=False))
+    (root / "reports" / "grids").mkdir(parents=True)  # the grids' reports: none run here
     _run(["git", "init", "-q"], root)
     _run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "add", "-A"], root)
     _run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "pipeline"], root)
@@ -65,3 +66,17 @@ def test_changing_one_methods_hyperparameter_reruns_only_that_methods_stages(pro
     stages = set(re.findall(r"Running stage '([^']+)'", log))
     assert stages == {"train@digits-rate-0", "evaluate@digits-rate-0", "robustness@digits-rate-0",
                       "energy@digits-rate-0", "report", "publish"}
+
+
+def test_changing_a_methods_readout_makes_its_evaluate_stage_stale(project):
+    """The evaluate stages depend on the methods package, where `readout` lives: a changed readout is
+    re-evaluated even when retraining would give the same weights."""
+    module = project / "methods" / "rate.py"
+    original = module.read_text()
+    module.write_text(original.replace("prediction = output.sum(dim=0).argmax(dim=-1)",
+                                       "prediction = output.sum(dim=0).argmax(dim=-1)  # a changed readout"))
+    try:
+        status = _run([str(BIN / "dvc"), "status"], project)
+    finally:
+        module.write_text(original)
+    assert "evaluate@digits-rate-0" in status and "robustness@digits-rate-0" in status

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from benchmark.io import read_json
+from benchmark.contract.io import read_json
 from tests.conftest import REPO, make_workspace
 
 PLUGIN = REPO / "tests" / "plugin_pkg"
@@ -61,3 +61,46 @@ def test_an_unknown_hyperparameter_of_the_plugin_names_the_key(plugin_site, tmp_
     result = _spikecode(["train", "--dataset", "digits", "--method", "toy-burst", "--seed", "0"], workspace, plugin_site)
     assert result.returncode == 2
     assert "methods.toy-burst.treshold: unknown key" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def broken_site(tmp_path_factory):
+    """A folder holding an installed distribution whose entry point names a module that does not exist."""
+    site = tmp_path_factory.mktemp("broken-site")
+    info = site / "spikecode_broken_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: spikecode-broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[spikecode.methods]\nbroken-burst = spikecode_missing_module:Burst\n")
+    return site
+
+
+def test_a_plugin_that_fails_to_import_is_listed_as_broken_and_stops_no_other_method(broken_site, tmp_path):
+    result = _spikecode(["list"], tmp_path, broken_site)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if "broken-burst" in line)
+    assert "BROKEN" in line and "ModuleNotFoundError" in line and "spikecode_missing_module" in line
+    assert all(f"  {name} " in result.stdout for name in ("ann", "rate", "ttfs"))  # the others still load
+
+
+def test_asking_for_a_broken_plugin_names_its_error_and_an_unknown_name_lists_the_known(broken_site, workspace):
+    run = ["--dataset", "digits", "--seed", "0"]
+    broken = _spikecode(["train", "--method", "broken-burst", *run], workspace, broken_site)
+    assert broken.returncode == 2 and "spikecode_missing_module" in broken.stderr and "fix or uninstall" in broken.stderr
+    unknown = _spikecode(["train", "--method", "no-such", *run], workspace, broken_site)
+    assert unknown.returncode == 2 and "unknown method 'no-such'" in unknown.stderr and "ttfs" in unknown.stderr
+
+
+@pytest.mark.parametrize("old, new", [("benchmark.method", "benchmark.contract.method"),
+                                      ("benchmark.registry", "benchmark.contract.registry"),
+                                      ("benchmark.semantics", "benchmark.contract.semantics"),
+                                      ("benchmark.arch", "snn.arch"), ("benchmark.engine", "snn.engine")])
+def test_the_old_public_names_still_work_and_warn(old, new):
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated: import {new} instead"):
+        module = importlib.import_module(old)
+    names = {"benchmark.method": "CodingMethod", "benchmark.registry": "register_method",
+             "benchmark.semantics": "OpSemantics", "benchmark.arch": "build_network", "benchmark.engine": "LIF"}
+    assert getattr(module, names[old]) is getattr(importlib.import_module(new), names[old])

@@ -7,11 +7,11 @@ import copy
 import pytest
 import torch
 
-from benchmark.conversion import ConversionError, fold_network, normalize
-from benchmark.engine import LIF
-from benchmark.ops import OpCounter
-from benchmark.registry import check_contract, create_method
+from benchmark.contract.registry import check_contract, create_method
+from benchmark.metrics.ops import OpCounter
 from methods.qcfs import QCFS, qcfs
+from snn.conversion import ConversionError, fold_network, normalize
+from snn.engine import LIF
 from tests.test_conversion import CNN, MLP, SHAPE, calibration_set, digits, predictions, trained
 
 # λ = 2, L = 4: steps of λ/L = 0.5; h(z) = 2·clip(floor(2z + 1/2)/4, 0, 1)
@@ -113,7 +113,7 @@ def test_a_non_positive_lambda_is_an_error_naming_the_layer():
 @pytest.mark.parametrize("name", ["qcfs-ann", "qcfs"])
 def test_contract_and_op_counts(name):
     method = create_method(name, {}, CNN, SHAPE, 10)
-    check_contract(method, torch.rand(3, *SHAPE))
+    check_contract(method, method.encode(torch.rand(3, *SHAPE)), 3)
     with OpCounter(method.network, method.input_semantics) as counter:
         method.forward(torch.rand(2, *SHAPE))
     counts = counter.compute()

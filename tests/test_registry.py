@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.arch import ArchSpec
-from benchmark.errors import ConfigError, ContractError, RegistryError
-from benchmark.method import CodingMethod, MethodConfig, Readout
-from benchmark.ops import OpCounter
-from benchmark.registry import available_methods, check_contract, create_method, get_method, register_method
+from benchmark.contract.errors import ConfigError, ContractError, RegistryError
+from benchmark.contract.method import CodingMethod, MethodConfig, Readout
+from benchmark.contract.registry import available_methods, check_contract, create_method, get_method, register_method
+from benchmark.metrics.ops import OpCounter
+from snn.arch import ArchSpec
 
 TINY_MLP = ArchSpec(kind="mlp", hidden=[16])
 TINY_CNN = ArchSpec(kind="cnn", conv=[4, "M"], hidden=[8])
@@ -108,7 +108,7 @@ def test_check_contract_names_a_wrong_output_shape():
     method = WrongShape(MethodConfig(T=2), TINY_MLP, SHAPE, 10)
     method.name = "wrong-shape"
     with pytest.raises(ContractError, match=r"network must return \[T, B, classes\]"):
-        check_contract(method, torch.rand(3, *SHAPE))
+        check_contract(method, method.encode(torch.rand(3, *SHAPE)), 3)
 
 
 def test_check_contract_names_a_decision_step_outside_1_to_T():
@@ -119,7 +119,7 @@ def test_check_contract_names_a_decision_step_outside_1_to_T():
 
     method = StepZero(MethodConfig(T=2), TINY_MLP, SHAPE, 10)
     with pytest.raises(ContractError, match="decision_step must lie in 1..T=2"):
-        check_contract(method, torch.rand(3, *SHAPE))
+        check_contract(method, method.encode(torch.rand(3, *SHAPE)), 3)
 
 
 def test_variant_lists_only_non_default_hyperparameters_and_ignores_the_schedule():
@@ -140,7 +140,8 @@ def _method(name: str, arch: ArchSpec = TINY_MLP) -> CodingMethod:
 @pytest.mark.parametrize("name", available_methods())
 @pytest.mark.parametrize("arch", [TINY_MLP, TINY_CNN], ids=["mlp", "cnn"])
 def test_every_method_honours_the_shape_contract(name, arch):
-    check_contract(_method(name, arch), torch.rand(3, *SHAPE))
+    method = _method(name, arch)
+    check_contract(method, method.encode(torch.rand(3, *SHAPE)), 3)
 
 
 @pytest.mark.parametrize("name", available_methods())

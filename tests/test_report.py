@@ -9,9 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.io import write_json
-from benchmark.report import (ReportError, build_report, collect_records, leaderboard_table, pareto_front,
-                              robustness_rows, robustness_table, t_sweeps, write_leaderboard)
+from benchmark.contract.io import write_json
+from benchmark.render.report import build_report, write_leaderboard
+from benchmark.render.tables import leaderboard_table, robustness_table
+from benchmark.results.records import ReportError, collect_records
+from benchmark.results.series import t_sweeps
+from benchmark.results.summary import pareto_front, robustness_rows, summary
 
 DESIGN_KEYS = {
     "dataset", "profile", "method", "variant", "arch", "T", "seed", "accuracy", "decision_step",
@@ -55,6 +58,12 @@ def write_run(runs_dir: Path, *, dataset="digits", profile="smoke", method="rate
     return run_dir
 
 
+def board(records: list[dict], references: list[dict] = ()) -> dict:
+    """The summary of the one board of `records` (baseline: ann)."""
+    [only] = summary(records, list(references), {}, "ann")["boards"]
+    return only
+
+
 def markdown_rows(path: Path) -> list[list[str]]:
     """The cells of each row of the markdown table in `path`, header included, rule excluded."""
     rows = [line.strip("| ").split(" | ") for line in path.read_text().splitlines() if line.startswith("| ")]
@@ -79,7 +88,7 @@ def test_record_has_exactly_the_design_and_added_keys_and_carries_values_through
     run_dir = write_run(tmp_path, accuracy=0.875, spikes=42.0, acs=420.0, macs=7.0, tier1_pj=400.0,
                         train_seconds=12.5, robust=robust)
     write_run(tmp_path, method="ann", robust=robust_json({"gaussian_noise": ("noise", [0.9, 0.8, 0.7, 0.6, 0.5])}))
-    record = next(record for record in collect_records(tmp_path) if record["method"] == "rate")
+    record = next(record for record in collect_records(tmp_path, "ann") if record["method"] == "rate")
     assert set(record) == DESIGN_KEYS | ADDED_KEYS and record["converted_from"] is None  # rate is trained
     evaluation = json.loads((run_dir / "eval.json").read_text())
     carried = ("accuracy", "decision_step", "provenance", "hyperparameters", "citation", "T", "seed", "params")
@@ -97,7 +106,7 @@ def test_record_has_exactly_the_design_and_added_keys_and_carries_values_through
 
 def test_robustness_is_null_before_the_robustness_stage(tmp_path):
     write_run(tmp_path)
-    [record] = collect_records(tmp_path)
+    [record] = collect_records(tmp_path, "ann")
     assert record["robustness"] is None
 
 
@@ -106,7 +115,7 @@ def test_records_sort_by_dataset_profile_method_variant_and_seed(tmp_path):
                                               ("digits", "rate", "T=4", 4, 0), ("digits", "ttfs", "", 8, 0),
                                               ("digits", "rate", "T=16", 16, 0), ("digits", "rate", "", 8, 0)]:
         write_run(tmp_path, dataset=dataset, method=method, variant=variant, T=T, seed=seed)
-    keys = [(r["dataset"], r["method"], r["variant"], r["T"], r["seed"]) for r in collect_records(tmp_path)]
+    keys = [(r["dataset"], r["method"], r["variant"], r["T"], r["seed"]) for r in collect_records(tmp_path, "ann")]
     assert keys == [("digits", "rate", "", 8, 0), ("digits", "rate", "T=16", 16, 0), ("digits", "rate", "T=4", 4, 0),
                     ("digits", "ttfs", "", 8, 0), ("digits", "ttfs", "", 8, 1), ("mnist", "rate", "", 8, 0)]
 
@@ -114,7 +123,7 @@ def test_records_sort_by_dataset_profile_method_variant_and_seed(tmp_path):
 def test_run_directory_without_eval_json_is_skipped(tmp_path):
     write_run(tmp_path, method="rate")
     write_run(tmp_path, method="ttfs", skip=("eval.json",))
-    assert [record["method"] for record in collect_records(tmp_path)] == ["rate"]
+    assert [record["method"] for record in collect_records(tmp_path, "ann")] == ["rate"]
 
 
 @pytest.mark.parametrize("missing, stage", [("train.json", "spikecode train"), ("ops.json", "spikecode evaluate"),
@@ -122,7 +131,7 @@ def test_run_directory_without_eval_json_is_skipped(tmp_path):
 def test_run_missing_a_stage_file_raises_naming_the_run_the_file_and_the_stage(tmp_path, missing, stage):
     run_dir = write_run(tmp_path, dataset="digits", method="rate", variant="beta=0.5", seed=3, skip=(missing,))
     with pytest.raises(ReportError) as raised:
-        collect_records(tmp_path)
+        collect_records(tmp_path, "ann")
     message = str(raised.value)
     assert str(run_dir) in message and missing in message
     assert f"`{stage} --dataset digits --method rate@beta=0.5 --seed 3`" in message
@@ -132,7 +141,7 @@ def test_empty_runs_dir_raises_naming_it_and_the_commands(tmp_path):
     runs_dir = tmp_path / "runs"
     runs_dir.mkdir()
     with pytest.raises(ReportError) as raised:
-        build_report(runs_dir, tmp_path / "reports")
+        build_report(runs_dir, tmp_path / "reports", "ann")
     message = str(raised.value)
     assert str(runs_dir) in message and "dvc repro" in message and "spikecode train" in message
     assert not (tmp_path / "reports").exists()
@@ -145,7 +154,7 @@ def test_seeds_collapse_into_one_row_with_mean_std_and_count(tmp_path):
     accuracies, energies = [0.90, 0.92, 0.97], [2000.0, 2600.0, 3500.0]
     for seed, (accuracy, tier1_pj) in enumerate(zip(accuracies, energies)):
         write_run(tmp_path / "runs", seed=seed, accuracy=accuracy, tier1_pj=tier1_pj)
-    build_report(tmp_path / "runs", tmp_path / "reports")
+    build_report(tmp_path / "runs", tmp_path / "reports", "ann")
 
     mean = statistics.mean(100 * a for a in accuracies)  # 93.0
     std = statistics.stdev(100 * a for a in accuracies)  # sample std: sqrt((9 + 1 + 16) / 2) = 3.6056
@@ -166,14 +175,14 @@ def test_seeds_collapse_into_one_row_with_mean_std_and_count(tmp_path):
 
 def test_single_seed_shows_no_spread(tmp_path):
     write_run(tmp_path, accuracy=0.8125)
-    table = leaderboard_table(collect_records(tmp_path))
+    table = leaderboard_table(board(collect_records(tmp_path, "ann")))
     assert table.loc[0, "seeds"] == 1 and pd.isna(table.loc[0, "accuracy std (%)"])
 
 
 def test_rows_sort_by_accuracy_descending(tmp_path):
     for method, accuracy in [("latency", 0.80), ("rate", 0.95), ("phase", 0.90), ("burst", 0.85)]:
         write_run(tmp_path, method=method, accuracy=accuracy)
-    table = leaderboard_table(collect_records(tmp_path))
+    table = leaderboard_table(board(collect_records(tmp_path, "ann")))
     assert list(table["method"]) == ["rate", "phase", "burst", "latency"]
     assert list(table["accuracy (%)"]) == pytest.approx([95.0, 90.0, 85.0, 80.0])
 
@@ -182,7 +191,7 @@ def test_each_variant_of_a_sweep_is_its_own_row(tmp_path):
     write_run(tmp_path, method="rate", variant="T=4", T=4, accuracy=0.8)
     write_run(tmp_path, method="rate", T=8, accuracy=0.9)
     write_run(tmp_path, method="rate", variant="beta=0.5", T=8, accuracy=0.7)
-    table = leaderboard_table(collect_records(tmp_path))
+    table = leaderboard_table(board(collect_records(tmp_path, "ann")))
     assert list(zip(table["variant"], table["T"])) == [("", 8), ("T=4", 4), ("beta=0.5", 8)]
 
 
@@ -190,7 +199,7 @@ def test_markdown_and_csv_hold_every_column_for_one_run(tmp_path):
     write_run(tmp_path / "runs", method="ttfs", variant="tau=2", T=16, accuracy=0.8765, decision_mean=3.456,
               spikes=123.45, acs=45678.0, macs=1234.0, tier1_pj=45678.0 * 0.9 + 1234.0 * 4.6, params=101770,
               train_seconds=61.25)
-    build_report(tmp_path / "runs", tmp_path / "reports")
+    build_report(tmp_path / "runs", tmp_path / "reports", "ann")
     folder = tmp_path / "reports" / "digits-smoke"
 
     energy_nj = (45678.0 * 0.9 + 1234.0 * 4.6) / 1000  # 41.1102 + 5.6764 = 46.7866 nJ
@@ -215,7 +224,7 @@ def test_markdown_and_csv_hold_every_column_for_one_run(tmp_path):
 def test_energy_column_switches_to_microjoules_from_one_microjoule(tmp_path):
     write_run(tmp_path, method="ann", tier1_pj=3.2e6)
     write_run(tmp_path, method="rate", tier1_pj=4.0e5)
-    table = leaderboard_table(collect_records(tmp_path)).set_index("method")
+    table = leaderboard_table(board(collect_records(tmp_path, "ann"))).set_index("method")
     assert table["energy tier 1 (µJ)"].to_dict() == pytest.approx({"ann": 3.2, "rate": 0.4})
 
 
@@ -223,7 +232,7 @@ def test_mixed_cost_models_in_one_table_raise(tmp_path):
     write_run(tmp_path / "runs", method="rate", cost_model="45nm-fp32")
     write_run(tmp_path / "runs", method="ttfs", cost_model="loihi")
     with pytest.raises(ReportError, match="45nm-fp32.*loihi"):
-        build_report(tmp_path / "runs", tmp_path / "reports")
+        build_report(tmp_path / "runs", tmp_path / "reports", "ann")
 
 
 # --- paper references ----------------------------------------------------------------------------
@@ -233,7 +242,7 @@ def test_reference_rows_are_labelled_listed_after_measured_rows_and_footnoted(tm
     write_run(tmp_path / "runs", method="ttfs", accuracy=0.9)
     write_run(tmp_path / "runs", method="rate", accuracy=0.8)
     burst = {"dataset": "digits", "method": "burst", "accuracy": 0.7, "source": "Park et al. 2019"}
-    build_report(tmp_path / "runs", tmp_path / "reports", [burst, REFERENCE])
+    build_report(tmp_path / "runs", tmp_path / "reports", "ann", [burst, REFERENCE])
     folder = tmp_path / "reports" / "digits-smoke"
 
     header, *rows = markdown_rows(folder / "leaderboard.md")
@@ -256,7 +265,7 @@ def test_reference_rows_are_labelled_listed_after_measured_rows_and_footnoted(tm
 def test_references_for_datasets_without_measurements_are_left_out(tmp_path):
     write_run(tmp_path / "runs")
     other = {**REFERENCE, "dataset": "cifar10"}
-    build_report(tmp_path / "runs", tmp_path / "reports", [other])
+    build_report(tmp_path / "runs", tmp_path / "reports", "ann", [other])
     assert "paper reference" not in (tmp_path / "reports" / "digits-smoke" / "leaderboard.md").read_text()
     assert json.loads((tmp_path / "reports" / "leaderboard.json").read_text())["references"] == []
 
@@ -264,7 +273,7 @@ def test_references_for_datasets_without_measurements_are_left_out(tmp_path):
 def test_reference_accuracy_given_in_percent_is_rejected(tmp_path):
     write_run(tmp_path / "runs")
     with pytest.raises(ReportError, match=r"92\.9.*\[0, 1\]"):
-        build_report(tmp_path / "runs", tmp_path / "reports", [{**REFERENCE, "accuracy": 92.9}])
+        build_report(tmp_path / "runs", tmp_path / "reports", "ann", [{**REFERENCE, "accuracy": 92.9}])
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -275,7 +284,7 @@ def test_one_folder_per_dataset_and_profile_with_its_own_records(tmp_path):
     write_run(tmp_path / "runs", dataset="fashion-mnist", profile="quick", seed=0)
     write_run(tmp_path / "runs", dataset="fashion-mnist", profile="quick", seed=1)
     reports = tmp_path / "reports"
-    written = build_report(tmp_path / "runs", reports)
+    written = build_report(tmp_path / "runs", reports, "ann")
 
     names = ["leaderboard.json", "leaderboard.csv", "leaderboard.md", "accuracy_vs_energy.png",
              "accuracy_vs_decision_step.png"]
@@ -294,7 +303,7 @@ def test_plots_are_png_images(tmp_path):
         write_run(tmp_path / "runs", method="rate", seed=seed, accuracy=accuracy)
     write_run(tmp_path / "runs", method="ttfs", variant="tau=2", tier1_pj=900.0, decision_mean=2.0)
     reports = tmp_path / "reports"
-    build_report(tmp_path / "runs", reports)
+    build_report(tmp_path / "runs", reports, "ann")
     for name in ("accuracy_vs_energy.png", "accuracy_vs_decision_step.png"):
         data = (reports / "digits-smoke" / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
@@ -326,7 +335,7 @@ def write_robust_runs(runs: Path) -> None:
 
 def test_robustness_table_holds_clean_and_corruption_accuracy_relative_error_and_family_means(tmp_path):
     write_robust_runs(tmp_path)
-    table = robustness_table(collect_records(tmp_path)).set_index("method")
+    table = robustness_table(board(collect_records(tmp_path, "ann"))).set_index("method")
     rate = table.loc["rate"]
     # noise means 60 % and 70 %, blur 70 %: corruption accuracy (60 + 70) / 2 = 65 % and (70 + 70) / 2 = 70 %
     assert rate["seeds"] == 2 and rate["clean accuracy (%)"] == pytest.approx(90)
@@ -343,7 +352,7 @@ def test_robustness_table_holds_clean_and_corruption_accuracy_relative_error_and
 
 def test_robustness_and_early_exit_sections_in_the_markdown(tmp_path):
     write_robust_runs(tmp_path / "runs")
-    written = build_report(tmp_path / "runs", tmp_path / "reports")
+    written = build_report(tmp_path / "runs", tmp_path / "reports", "ann")
     folder = tmp_path / "reports" / "digits-smoke"
     text = (folder / "leaderboard.md").read_text()
     assert "## Robustness" in text and "### Decision step under corruption (early-exit methods)" in text
@@ -354,7 +363,7 @@ def test_robustness_and_early_exit_sections_in_the_markdown(tmp_path):
     assert shift_header == ["method", "variant", "T", "clean decision step", "shift, all corruptions", "shift, noise",
                             "shift, blur"]
     assert rows["ttfs"][3:] == ["3.00", "+1.50", "+1.50", "+1.50"]  # 4.5 − 3.0 under every corruption
-    assert [r["method"] for r in robustness_rows(collect_records(tmp_path / "runs")) if r["early_exit"]] == ["ttfs"]
+    assert [r["method"] for r in robustness_rows(collect_records(tmp_path / "runs", "ann")) if r["early_exit"]] == ["ttfs"]
     for name in ("accuracy_vs_severity_noise.png", "accuracy_vs_severity_blur.png", "decision_step_shift.png",
                  "robustness.csv"):
         assert folder / name in written
@@ -365,7 +374,7 @@ def test_pairs_whose_energy_order_flips_between_tiers_are_flagged(tmp_path):
     write_run(tmp_path / "runs", method="ann", tier1_pj=1000.0, tier2_pj=5000.0)
     write_run(tmp_path / "runs", method="rate", tier1_pj=2000.0, tier2_pj=3000.0)
     write_run(tmp_path / "runs", method="ttfs", tier1_pj=500.0, tier2_pj=900.0)
-    written = build_report(tmp_path / "runs", tmp_path / "reports")
+    written = build_report(tmp_path / "runs", tmp_path / "reports", "ann")
     text = (tmp_path / "reports" / "digits-smoke" / "leaderboard.md").read_text()
     assert "- ⚑ **ann** is cheaper than **rate** in tier 1, but **rate** is cheaper in tier 2" in text
     assert text.count("⚑") == 1  # ttfs is the cheapest in both tiers
@@ -377,7 +386,7 @@ def test_pairs_whose_energy_order_flips_between_tiers_are_flagged(tmp_path):
 def test_no_flip_is_said_when_both_tiers_agree(tmp_path):
     write_run(tmp_path / "runs", method="ann", tier1_pj=1000.0, tier2_pj=2000.0)
     write_run(tmp_path / "runs", method="rate", tier1_pj=2000.0, tier2_pj=3000.0)
-    build_report(tmp_path / "runs", tmp_path / "reports")
+    build_report(tmp_path / "runs", tmp_path / "reports", "ann")
     assert "No pair of rows changes order" in (tmp_path / "reports" / "digits-smoke" / "leaderboard.md").read_text()
 
 
@@ -395,10 +404,11 @@ def test_metrics_and_plot_data_for_dvc_have_fixed_names(tmp_path):
         write_run(tmp_path / "runs", method="rate", variant="" if T == 8 else f"T={T}", T=T, accuracy=accuracy,
                   tier1_pj=1000.0 * T, tier2_pj=2000.0 * T)
     grid_records = [{**record, "hyperparameters": {"T": record["T"], "beta": 0.9}}
-                    for record in collect_records(tmp_path / "runs")]
+                    for record in collect_records(tmp_path / "runs", "ann")]
     write_json(tmp_path / "reports" / "grids" / "rate-T" / "records.json",
                {"schema": 1, "grid": "rate-T", "records": grid_records})
-    write_leaderboard(collect_records(tmp_path / "runs"), tmp_path / "reports", grids_dir=tmp_path / "reports" / "grids")
+    write_leaderboard(collect_records(tmp_path / "runs", "ann"), tmp_path / "reports", "ann",
+                      grids_dir=tmp_path / "reports" / "grids")
 
     metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
     assert metrics["digits-smoke"]["rate (T=4)"] == {"accuracy": 0.8, "decision_step": 5.0, "energy_tier1_pj": 4000.0,
@@ -413,11 +423,11 @@ def test_metrics_and_plot_data_for_dvc_have_fixed_names(tmp_path):
 def test_a_sweep_needs_two_values_of_T(tmp_path):
     write_run(tmp_path, method="rate", variant="beta=0.5", T=8)
     write_run(tmp_path, method="rate", T=8, seed=1)
-    assert t_sweeps(collect_records(tmp_path)) == []
+    assert t_sweeps(collect_records(tmp_path, "ann")) == []
 
 
 def test_a_reference_given_twice_is_shown_once(tmp_path):
     write_run(tmp_path / "runs")
-    build_report(tmp_path / "runs", tmp_path / "reports", [REFERENCE, dict(REFERENCE)])
+    build_report(tmp_path / "runs", tmp_path / "reports", "ann", [REFERENCE, dict(REFERENCE)])
     assert json.loads((tmp_path / "reports" / "leaderboard.json").read_text())["references"] == [
         {**REFERENCE, "variant": ""}]

@@ -1,4 +1,4 @@
-"""Temporal-resolution sweeps (benchmark/resolution.py): finer framing, each method's rule for a
+"""Temporal-resolution sweeps (benchmark/sweeps/resolution.py): finer framing, each method's rule for a
 finer time step, and a tiny sweep end to end on a simulated Fashion-MNIST-DVS."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ import pytest
 import yaml
 
 from benchmark.cli import main
-from benchmark.config import load_params
-from benchmark.errors import ConfigError
-from benchmark.events import Framer, Framing
-from benchmark.io import read_json
-from benchmark.registry import get_method
-from benchmark.resolution import finer_framing
+from benchmark.contract.errors import ConfigError
+from benchmark.contract.io import read_json
+from benchmark.contract.registry import get_method
+from benchmark.data.events import Framer, Framing
+from benchmark.run.config import load_params
+from benchmark.sweeps.resolution import finer_framing
 from methods.sigma_delta import decay_factors
 from tests.test_event_harness import DATASET, T, workspace
 

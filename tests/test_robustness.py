@@ -1,4 +1,4 @@
-"""benchmark.robustness: the per-corruption record of a tiny method, its agreement with a hand
+"""benchmark.run.robustness: the per-corruption record of a tiny method, its agreement with a hand
 evaluation, its reproducibility, official sets used instead of generated ones, and the relative
 corruption error (Hendrycks & Dietterich, ICLR 2019) computed by hand on small cases."""
 
@@ -7,12 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.arch import ArchSpec
-from benchmark.corruptions import CORRUPTIONS, corrupt
-from benchmark.data import to_unit_float
-from benchmark.errors import ConfigError, SpikeCodeError
-from benchmark.registry import create_method
-from benchmark.robustness import evaluate_robustness, relative_corruption_error, relative_mce
+from benchmark.contract.errors import ConfigError, SpikeCodeError
+from benchmark.contract.registry import create_method
+from benchmark.data.corruptions import CORRUPTIONS, corrupt
+from benchmark.data.prepared import to_unit_float
+from benchmark.metrics.corruption import relative_corruption_error, relative_mce
+from benchmark.run.robustness import evaluate_robustness
+from snn.arch import ArchSpec
 
 N = 12
 SEED = 3

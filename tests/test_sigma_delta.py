@@ -11,15 +11,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import methods.sigma_delta  # noqa: F401  (import registers `sigma-delta`)
-from benchmark import engine
-from benchmark.arch import ArchSpec
-from benchmark.errors import ConfigError
-from benchmark.ops import OpCounter
-from benchmark.registry import check_contract, create_method
-from benchmark.semantics import EventKind
+from benchmark.contract.errors import ConfigError
+from benchmark.contract.registry import check_contract, create_method
+from benchmark.contract.semantics import EventKind
+from benchmark.metrics.ops import OpCounter
 from methods.sigma_delta import (GammaReadout, GammaSigmaDelta, gamma_memory_step, network_step, receive,
                                  sigma_delta_step, trace_step)
+from snn import engine
+from snn.arch import ArchSpec
+import methods.sigma_delta  # noqa: F401  (import registers `sigma-delta`)
 
 MLP = ArchSpec(kind="mlp", hidden=[12, 10])
 CNN = ArchSpec(kind="cnn", conv=[3, "M"], hidden=[8])
@@ -242,7 +242,7 @@ def test_gradients_exist_without_any_surrogate_function(monkeypatch):
     method = make({"training": "offline"})
     optimizer = CountingOptimizer(method.network.parameters())
     images = torch.rand(8, *SHAPE) + 0.2
-    loss, prediction = method.train_step(images, torch.arange(8) % 10, optimizer)
+    loss, prediction = method.train_step(method.encode(images), torch.arange(8) % 10, optimizer)
     assert math.isfinite(float(loss)) and prediction.shape == (8,)
     for name, parameter in method.network.named_parameters():
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
@@ -284,22 +284,22 @@ def test_offline_training_takes_one_step_of_the_loss_gradient_and_online_one_per
         with torch.no_grad():
             expected = method.loss(method.forward(images), labels)  # before any update
         optimizer = CountingOptimizer(method.network.parameters())
-        loss, _ = method.train_step(images, labels, optimizer)
+        loss, _ = method.train_step(method.encode(images), labels, optimizer)
         assert optimizer.steps == steps
         if training == "offline":  # one update, at the end: the loss of the event form's output
             assert float(loss) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_on_event_frames_the_frames_are_the_input_events_of_the_per_step_loop():
-    """Offline, the loss train_step_frames reports is the event form's loss on the same frames, and
-    one update is taken; online, one update per step."""
+    """Offline, the loss train_step reports on encoded frames is the event form's loss on the same
+    frames, and one update is taken; online, one update per step."""
     frames, labels = torch.poisson(torch.full((5, 6, *SHAPE), 0.3)), torch.arange(6) % 10
     for training, steps in (("offline", 1), ("online", 5)):
         method = make({"T": 5, "training": training})
         with torch.no_grad():
-            expected = method.loss(method.forward_frames(frames), labels)
+            expected = method.loss(method.network(method.encode_frames(frames)), labels)
         optimizer = CountingOptimizer(method.network.parameters())
-        loss, prediction = method.train_step_frames(frames, labels, optimizer)
+        loss, prediction = method.train_step(method.encode_frames(frames), labels, optimizer)
         assert optimizer.steps == steps and prediction.shape == (6,)
         if training == "offline":
             assert float(loss) == pytest.approx(float(expected), rel=1e-5)
@@ -311,7 +311,7 @@ def test_on_event_frames_the_frames_are_the_input_events_of_the_per_step_loop():
 def test_the_contract_and_the_declared_op_semantics():
     for arch in (MLP, CNN):
         method = make(arch=arch)
-        check_contract(method, torch.rand(3, *SHAPE))
+        check_contract(method, method.encode(torch.rand(3, *SHAPE)), 3)
     method = make()
     K = len(method.config.tau)
     hidden = [m for m in method.network.modules() if isinstance(m, GammaSigmaDelta)]
@@ -371,7 +371,7 @@ def test_decision_at_T_from_the_last_output():
 
 def test_the_harness_trains_it_through_its_train_step(workspace, monkeypatch):
     from benchmark.cli import main
-    from benchmark.io import read_json
+    from benchmark.contract.io import read_json
     from methods.sigma_delta import SigmaDelta
 
     calls = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
-import html
+from markupsafe import escape
 import json
 import os
 import select
@@ -27,9 +27,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from benchmark.io import write_json
-from benchmark.registry import available_methods
-from benchmark.site import MARKER, SiteError, build_site
+from benchmark.contract.io import write_json
+from benchmark.contract.registry import available_methods
+from benchmark.render.report import write_leaderboard
+from benchmark.render.site import MARKER, SiteError, build_site
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -45,7 +46,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def make_record(method: str, seed: int, accuracy: float, *, dataset="digits", profile="smoke", variant="", T=8,
                 family="direct", step=None, tier1=1000.0, tier2=2000.0, robust=None) -> dict:
-    """A result record as `benchmark.report.collect_records` makes it."""
+    """A result record as `benchmark.results.records.collect_records` makes it."""
     step = T if step is None else step
     layers = [{"name": "fc1", "type": "Linear", "event_kind_in": "analog", "neurons": 64, "dense": 4096,
                "acs": 0.0, "macs": 4096.0, "spikes": 0.0, "spikes_per_neuron": 0.0, "neuron_updates": 64 * T},
@@ -103,13 +104,18 @@ def tiny_png() -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b""))
 
 
+def write_reports(root: Path, records: list[dict], references: list[dict] = ()) -> Path:
+    """The reports the report stage writes from `records` (baseline: ann) into `root`; its leaderboard.json."""
+    write_leaderboard(records, root, "ann", references, root / "grids")
+    return root / "leaderboard.json"
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("reports")
-    write_json(root / "leaderboard.json", {"schema": 1, "records": RECORDS, "references": REFERENCES})
     write_json(root / "grids" / "rate-T" / "records.json", {"schema": 1, "grid": "rate-T", "records": GRID})
     (root / "grids" / "rate-T" / "accuracy.png").write_bytes(tiny_png())
-    written = build_site(root / "leaderboard.json", root / "site", root / "grids")
+    written = build_site(write_reports(root, RECORDS, REFERENCES), root / "site")
     assert all(path.is_file() for path in written)
     return root / "site"
 
@@ -184,17 +190,17 @@ def test_references_flags_robustness_and_method_pages(site):
     rate = (site / "methods" / "rate.html").read_text()
     cls = available_methods()["rate"]
     docstring = sys.modules[cls.__module__].__doc__.strip()
-    assert f"<pre>{html.escape(docstring)}</pre>" in rate  # the equations: the module's docstring
-    assert html.escape(cls.citation) in rate
+    assert f"<pre>{escape(docstring)}</pre>" in rate  # the equations: the module's docstring
+    assert escape(cls.citation) in rate
     described = [field.description for field in cls.Config.model_fields.values() if field.description]
-    assert described and all(html.escape(text) in rate for text in described)
+    assert described and all(escape(text) in rate for text in described)
     assert "Grid <code>rate-T</code>" in rate and "fc2" in rate
     tempo = (site / "methods" / "tempo.html").read_text()
     assert "not installed where this site was built" in tempo and "tempo et al. 2024" in tempo
 
 
 def test_a_stale_page_is_removed_and_a_foreign_folder_is_refused(tmp_path):
-    write_json(tmp_path / "leaderboard.json", {"schema": 1, "records": RECORDS[-1:], "references": []})
+    write_reports(tmp_path, RECORDS[-1:])
     (tmp_path / "site" / "methods").mkdir(parents=True)
     (tmp_path / "site" / "methods" / "old.html").write_text("stale")
     with pytest.raises(SiteError, match="not empty and was not built"):

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 
-from benchmark.io import write_json
-from benchmark.report import (MATCH_MARGIN_PP, matched_levels, matched_points, spike_curves, write_leaderboard)
-from benchmark.site import build_site
+from benchmark.contract.io import write_json
+from benchmark.render.report import write_leaderboard
+from benchmark.render.site import build_site
+from benchmark.results.series import MATCH_MARGIN_PP, matched_levels, matched_points, spike_curves
 from tests.test_site import PNG_SIGNATURE, make_record
 
 
@@ -55,7 +56,7 @@ def test_seeds_of_one_point_average_spikes_and_accuracy():
 
 
 def test_matched_accuracy_is_the_cheapest_point_within_half_a_point_of_the_ann():
-    levels = matched_levels(LEADERBOARD)
+    levels = matched_levels(LEADERBOARD, None, "ann")
     assert levels.keys() == {"mlp-s"} and math.isclose(levels["mlp-s"], 89.0 - MATCH_MARGIN_PP)  # 89 % − 0.5 pp
     matched = matched_points(spike_curves(LEADERBOARD, GRIDS), levels)
     # css reaches 88.7 % ≥ 88.5 % at T=4 with 600 spikes, before its T=8 point (1300 spikes);
@@ -65,7 +66,7 @@ def test_matched_accuracy_is_the_cheapest_point_within_half_a_point_of_the_ann()
     assert matched["convert-T: convert (norm=max)"][0] == 1150.0
     assert matched["qcfs"][0] == 860.0
     assert matched_points(spike_curves(LEADERBOARD, GRIDS), {"mlp-s": 95.0})["css-T: css"] is None
-    assert matched_levels([record for record in LEADERBOARD if record["method"] != "ann"]) == {}
+    assert matched_levels([record for record in LEADERBOARD if record["method"] != "ann"], None, "ann") == {}
 
 
 def test_each_architecture_is_matched_against_its_own_ann_source():
@@ -77,7 +78,7 @@ def test_each_architecture_is_matched_against_its_own_ann_source():
         record["arch"] = "cnn-s"
         record["converted_from"] = {"method": "ann", "arch": "cnn-s", "accuracy": 0.905}
     grids = {**GRIDS, "css-T-cnn": cnn}
-    levels = matched_levels(LEADERBOARD, grids)
+    levels = matched_levels(LEADERBOARD, grids, "ann")
     assert set(levels) == {"mlp-s", "cnn-s"} and math.isclose(levels["cnn-s"], 90.0)
     matched = matched_points(spike_curves(LEADERBOARD, grids), levels)
     assert matched["css-T-cnn: css"][3] == 8 and matched["css-T: css"][3] == 4
@@ -88,11 +89,11 @@ def test_report_and_site_plot_it_from_the_records(tmp_path):
     for name, records in GRIDS.items():
         write_json(reports / "grids" / name / "records.json", {"schema": 1, "grid": name, "records": records})
     digits = make_record("rate", 0, 0.9)  # another board, no conversion method: no such plot there
-    written = write_leaderboard([*LEADERBOARD, digits], reports, grids_dir=reports / "grids")
+    written = write_leaderboard([*LEADERBOARD, digits], reports, "ann", grids_dir=reports / "grids")
     plot = reports / "fashion-mnist-quick" / "accuracy_vs_spikes.png"
     assert plot in written and plot.read_bytes().startswith(PNG_SIGNATURE) and len(plot.read_bytes()) > 10_000
     assert not (reports / "digits-smoke" / "accuracy_vs_spikes.png").exists()
-    site = build_site(reports / "leaderboard.json", reports / "site", reports / "grids")
+    site = build_site(reports / "leaderboard.json", reports / "site")
     page = (reports / "site" / "index.html").read_text()
     assert reports / "site" / "fashion-mnist-quick" / "accuracy_vs_spikes.png" in site
     assert 'src="fashion-mnist-quick/accuracy_vs_spikes.png"' in page and "matched accuracy" in page

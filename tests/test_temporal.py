@@ -1,4 +1,4 @@
-"""Shared temporal parts (benchmark/temporal.py): the single-spike IF neuron stepped by hand, the
+"""Shared temporal parts (snn/temporal.py): the single-spike IF neuron stepped by hand, the
 decoders on hand-computed values, the first-spike readout, latency input coding."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from benchmark.temporal import (
+from snn.temporal import (
     SingleSpikeIF,
     SingleSpikeState,
     TemporalDecoder,

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.config import load_params, resolve_run
-from benchmark.errors import TrainingDiverged
-from benchmark.io import read_json
-from benchmark.train import FAULT_ENV, train
+from benchmark.contract.errors import TrainingDiverged
+from benchmark.contract.io import read_json
+from benchmark.run.config import load_params, resolve_run
+from benchmark.run.train import FAULT_ENV, train
 from tests.conftest import make_workspace
 
 RUN = ["--dataset", "digits", "--seed", "0", "--no-progress"]

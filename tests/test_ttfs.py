@@ -9,17 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-import methods.ttfs  # noqa: F401  (import registers `ttfs`)
-from benchmark.arch import ArchSpec
-from benchmark.engine import Folded
-from benchmark.errors import ConfigError
-from benchmark.ops import OpCounter
-from benchmark.registry import check_contract, create_method
-from benchmark.semantics import EventKind
-from benchmark.temporal import SingleSpikeIF, SingleSpikeOutput, fire_once
-from tests.digits import digits, full_loss, train_briefly
+from benchmark.contract.errors import ConfigError
+from benchmark.contract.registry import check_contract, create_method
+from benchmark.contract.semantics import EventKind
+from benchmark.metrics.ops import OpCounter
 from methods.ttfs import (StaticInputFolded, WSConv2d, WSLinear, data_driven_init, fold_for_inference, initialize_layer,
                           standardize)
+from snn.arch import ArchSpec
+from snn.layers import Folded
+from snn.temporal import SingleSpikeIF, SingleSpikeOutput, fire_once
+from tests.digits import digits, full_loss, train_briefly
+import methods.ttfs  # noqa: F401  (import registers `ttfs`)
 
 MLP = ArchSpec(kind="mlp", hidden=[32, 24])
 CNN = ArchSpec(kind="cnn", conv=[4, "M", 6, "M"], hidden=[16])
@@ -95,7 +95,7 @@ def test_under_weight_standardization_the_gain_carries_the_initializer_variance(
 def test_the_data_driven_init_gives_every_layer_the_target_end_of_window_variance():
     method = make({"init": "data"}, CNN, (1, 12, 12))
     images = torch.rand(64, 1, 12, 12)
-    method.initialize(images)
+    method.initialize(method.encode(images))
     target = method.T * method.config.threshold**2  # T·θ²
     x = method.encode(images)
     variances = []
@@ -284,8 +284,8 @@ def test_the_loss_scale_multiplies_the_decoded_output_inside_the_cross_entropy()
 @pytest.mark.parametrize("arch", [MLP, CNN], ids=["mlp", "cnn"])
 def test_every_variant_honours_the_contract(hyperparameters, arch):
     method = make(hyperparameters, arch)
-    method.initialize(torch.rand(16, *SHAPE))
-    check_contract(method, torch.rand(3, *SHAPE))
+    method.initialize(method.encode(torch.rand(16, *SHAPE)))
+    check_contract(method, method.encode(torch.rand(3, *SHAPE)), 3)
 
 
 def test_the_learned_decoder_is_trained_and_saved_with_the_network():

@@ -3,7 +3,7 @@
 `pytest tests/perf --benchmark-enable` runs the full profile and asserts the targets of issue 9;
 the normal test command (`--benchmark-disable`, pyproject's default) runs every benchmark once on
 tiny inputs and checks only that it produces finite numbers (ratios of one tiny round are noise).
-Every perf test runs with `benchmark.engine.cache_cpu_allocations()` on (process-wide, so all the
+Every perf test runs with `snn.memory.cache_cpu_allocations()` on (process-wide, so all the
 contestants of a race alike); the quick profile runs on one CPU thread.
 
 Environment (pytest options cannot be added from a conftest below the root, so these are variables):
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from benchmark import engine
+from snn import memory
 from tests.perf.workloads import FULL, PROFILES, QUICK, Profile, all_finite, select_device
 
 
@@ -58,11 +58,11 @@ def _profile(benchmark) -> Profile:
 
 @pytest.fixture(autouse=True)
 def cpu_allocation_cache():
-    """Every perf test runs with `engine.cache_cpu_allocations()` on, as the harness trains (it is
+    """Every perf test runs with `memory.cache_cpu_allocations()` on, as the harness trains (it is
     process-wide, so every contestant of a race gets it alike); glibc's default afterwards."""
-    applied = engine.cache_cpu_allocations(True)
+    applied = memory.cache_cpu_allocations(True)
     yield applied
-    engine.cache_cpu_allocations(False)
+    memory.cache_cpu_allocations(False)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """(c) Inference throughput of the harness SNN with the op counter attached and without.
 
-Two identical networks (one deep copy); `benchmark.ops.OpCounter` hooks one of them, as
-`benchmark.evaluate` does during evaluation. Inference is what `benchmark.evaluate.throughput`
+Two identical networks (one deep copy); `benchmark.metrics.ops.OpCounter` hooks one of them, as
+`benchmark.run.evaluate` does during evaluation. Inference is what `benchmark.run.evaluate.throughput`
 times: encode (rate coding, X[t] ~ Bernoulli(x)), network, readout (argmax of Σ_t O[t]), under
 `torch.no_grad()`. Overhead = time(counted) / time(plain) − 1.
 """
@@ -13,8 +13,8 @@ import copy
 import pytest
 import torch
 
-from benchmark.ops import OpCounter
-from benchmark.semantics import BINARY_SPIKES
+from benchmark.contract.semantics import BINARY_SPIKES
+from benchmark.metrics.ops import OpCounter
 from tests.perf.workloads import TARGET_OPCOUNTER_OVERHEAD, TARGET_STEPS, Race, build_snn, make_batch
 
 

@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from benchmark import engine
+from snn import engine, layers, memory
 from tests.perf.workloads import (
     STEPS, TARGET_SNN_OVER_T_ANN, TARGET_STEPS, Race, TrainStep, build_ann, build_snn, make_batch, repeat,
 )
@@ -53,12 +53,12 @@ def test_fused_neuron_vs_reference_loop(benchmark, perf, arch):
 
 
 def test_channels_last_cnn(benchmark, perf):
-    """`engine.prefer_channels_last` (NHWC convolutions) for the CNN, SNN and ANN alike; reported.
+    """`layers.prefer_channels_last` (NHWC convolutions) for the CNN, SNN and ANN alike; reported.
     On CUDA the helper leaves the network as it is, so both sides of each pair are the same."""
     steps = TARGET_STEPS
     images, spikes, labels = make_batch(steps, perf.profile.batch, perf.device)
     def nhwc(network):
-        return engine.prefer_channels_last(network, perf.device)
+        return layers.prefer_channels_last(network, perf.device)
 
     contestants = {
         "snn": TrainStep(build_snn("cnn", perf.device), spikes, labels),
@@ -120,12 +120,12 @@ def test_compiled_engine_vs_eager(benchmark, perf):
 
 
 def test_cpu_allocation_cache(benchmark, perf):
-    """The same SNN step with `engine.cache_cpu_allocations()` on and off (CPU only)."""
+    """The same SNN step with `memory.cache_cpu_allocations()` on and off (CPU only)."""
     if perf.device.type != "cpu":
         pytest.skip("the allocation cache concerns glibc's malloc, i.e. CPU tensors")
     if not perf.info["cpu_allocation_cache"]:
         pytest.skip("glibc's mallopt is not available here")
-    race = engine_setting_race(perf, engine.cache_cpu_allocations, {"cached": True, "uncached": False}, default=True)
+    race = engine_setting_race(perf, memory.cache_cpu_allocations, {"cached": True, "uncached": False}, default=True)
     race.run(benchmark, perf.profile)
     perf.record("allocation_cache", arch="cnn", T=TARGET_STEPS, batch=perf.profile.batch,
                 speedup=race.ratio("uncached", "cached"), times=race.summary())

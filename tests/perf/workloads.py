@@ -12,7 +12,7 @@ Workloads (shared by tests/perf and scripts/perf_table.py):
                  (methods/rate.py's defaults)
     train step   Adam(lr 1e-3): zero_grad, forward, loss = CE(mean_t O[t], y), backward, step;
                  the SNN on rate-coded spikes X[t] ~ Bernoulli(x) `[T, B, 1, 28, 28]`, the ANN (ReLU,
-                 the same weights) on x `[1, B, 1, 28, 28]`, both built by `benchmark.arch`.
+                 the same weights) on x `[1, B, 1, 28, 28]`, both built by `snn.arch`.
 
 Shapes: inputs `[T, B, 1, 28, 28]`, outputs `[T, B, 10]`.
 """
@@ -35,8 +35,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from benchmark.arch import ArchSpec, build_network
-from benchmark.engine import LIF, Folded, ReLU
+from snn.arch import ArchSpec, build_network
+from snn.engine import LIF
+from snn.layers import Folded, ReLU
 
 ARCHS: dict[str, ArchSpec] = {
     "mlp": ArchSpec(kind="mlp", hidden=[400, 400]),
@@ -91,7 +92,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def build_snn(arch: str, device: torch.device, implementation: str = "fused", seed: int = 0, **neuron) -> nn.Sequential:
-    """The harness SNN: `build_network` with a `benchmark.engine.LIF` after every hidden layer."""
+    """The harness SNN: `build_network` with a `snn.engine.LIF` after every hidden layer."""
     settings = {**NEURON, **neuron}
     torch.manual_seed(seed)
     network = build_network(ARCHS[arch], INPUT_SHAPE, NUM_CLASSES,

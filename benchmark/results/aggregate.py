@@ -1,0 +1,72 @@
+"""The one aggregation: records collapse over their seeds into rows, one row per group (by default
+(method, variant, T)), every metric of SUMMARY_METRICS as (mean, sample std with ddof = 1) over the
+group's seeds; nan where undefined (the std of one seed). Every table, plot and comparison of the
+reports is built from these rows (benchmark.results.series, benchmark.results.summary).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any, Callable, Iterable
+
+NAN = float("nan")
+RUN_KEY: Callable[[dict], tuple] = lambda record: (record["method"], record["variant"], record["T"])  # noqa: E731
+
+Stat = tuple[float, float]
+
+
+def row_label(method: str, variant: str) -> str:
+    """`method`, or `method (variant)`: the name of a leaderboard row."""
+    return f"{method} ({variant})" if variant else method
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def mean_std(values: Iterable[float | None]) -> Stat:
+    """(mean, sample std, ddof = 1) of the values given (None left out); nan where undefined."""
+    present = [float(value) for value in values if value is not None]
+    if not present:
+        return NAN, NAN
+    return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else NAN
+
+
+# Per-seed values summarize() averages: key -> value of one record (None: not measured).
+SUMMARY_METRICS: dict[str, Callable[[dict], float | None]] = {
+    "accuracy": lambda r: 100 * r["accuracy"],
+    "decision_step": lambda r: r["decision_step"]["mean"],
+    "spikes": lambda r: r["spikes_per_sample"],
+    "acs": lambda r: r["ops"]["acs"],
+    "macs": lambda r: r["ops"]["macs"],
+    "dense": lambda r: r["ops"].get("dense"),
+    "tier1_pj": lambda r: r["energy"]["tier1_pj"],
+    "tier2_pj": lambda r: r["energy"].get("tier2_pj"),
+    "corruption_accuracy": lambda r: None if not r.get("robustness") else 100 * r["robustness"]["mean_accuracy"],
+    "relative_error": lambda r: (r.get("robustness") or {}).get("relative_error"),
+    "params": lambda r: r.get("params"),
+    "train_seconds": lambda r: r.get("train_seconds"),
+}
+
+
+def summarize(records: list[dict], by: Callable[[dict], tuple] = RUN_KEY) -> list[dict]:
+    """One entry per group of `records` with the same `by(record)`, in the order first met: "key",
+    "method", "variant", "T", "label", "family" (of the group's first record), "records" (one per
+    seed), "seeds" and, for every key of SUMMARY_METRICS, (mean, std) over the group."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault(by(record), []).append(record)
+    return [{
+        "key": key, "method": members[0]["method"], "variant": members[0]["variant"], "T": members[0]["T"],
+        "label": row_label(members[0]["method"], members[0]["variant"]), "family": members[0].get("family", ""),
+        "records": members, "seeds": [r["seed"] for r in members],
+        **{name: mean_std(value(r) for r in members) for name, value in SUMMARY_METRICS.items()},
+    } for key, members in groups.items()]
+
+
+def by_dataset_profile(records: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["dataset"], record["profile"]), []).append(record)
+    return groups

@@ -1,0 +1,32 @@
+"""The shared base of the rate-converted methods (`convert`, `qcfs`): analog input at every step, an
+integrate-and-fire network (`snn.conversion.if_network`), the rate-decoded logits of the last step.
+
+For t = 0..T−1 (params: `T`):
+
+    X[t] = x                       the analog image at every step (a view: no copy)
+    ŷ = argmax O[T−1]              the rate-decoded logits of the last step;  decision step = T
+
+The network is converted, never trained, so the method has no loss.
+
+Shapes: images `[B, C, H, W]` -> `[T, B, C, H, W]`; output `[T, B, classes]`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from benchmark.contract.method import CodingMethod, Readout
+
+
+class RateConversion(CodingMethod):
+    """Encode and readout of the rate-converted methods (the module docstring); subclasses build and convert."""
+
+    family = "conversion"
+
+    def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return images.unsqueeze(0).expand(self.config.T, *images.shape)
+
+    def readout(self, output: Tensor) -> Readout:
+        prediction = output[-1].argmax(dim=-1)
+        return Readout(prediction, torch.full_like(prediction, self.config.T))
