@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from benchmark.contract.errors import DatasetSkipped, MissingData, SpikeCodeError
-from benchmark.run.config import DATASETS_DIR, DEFAULT_PARAMS, RUNS_DIR, load_params, resolve_run
-
-REPORTS_DIR = Path("reports")
+from benchmark.run.numerics import pin, profile_threads
+from benchmark.run.paths import DATASETS_DIR, DEFAULT_PARAMS, REPORTS_DIR, RUNS_DIR
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +99,7 @@ def cmd_list(args) -> None:
 def cmd_prepare(args) -> None:
     from benchmark.data.prepared import mark_skipped, prepare
     from benchmark.data.registry import get_dataset
+    from benchmark.run.config import load_params
 
     get_dataset(args.dataset)
     params = load_params(args.params)
@@ -115,8 +116,10 @@ def cmd_prepare(args) -> None:
     print(f"prepared {args.dataset}: {path}")
 
 
-STAGE_OUTPUTS = {"train": ("model.pt", "train.json"), "evaluate": ("eval.json", "ops.json"),
-                 "robustness": ("robust.json",), "energy": ("energy.json",)}
+STAGE_OUTPUTS = {"train": ("model.pt", "train.json"),
+                 "evaluate": ("eval.json", "ops.json", "metrics.json", "predictions.npz"),
+                 "robustness": ("robust.json", "robust_metrics.json", "robust_predictions.npz"),
+                 "energy": ("energy.json", "energy_metrics.json")}
 
 
 def _write_skip_markers(args, spec, reason: str) -> None:
@@ -158,6 +161,7 @@ def _run_stage(args, stage) -> None:
 
 def _spec(args):
     from benchmark.contract.registry import get_method
+    from benchmark.run.config import load_params, resolve_run
 
     get_method(args.method)  # an unknown (or broken) method is the first error, naming the known ones
     params = load_params(args.params)
@@ -211,6 +215,7 @@ def _energy(params, spec) -> None:
 
 
 def cmd_grid(args) -> None:
+    from benchmark.run.config import load_params
     from benchmark.sweeps.grid import run_grid
 
     written = run_grid(load_params(args.params), args.name, args.profile, progress=not args.no_progress)
@@ -218,21 +223,25 @@ def cmd_grid(args) -> None:
 
 
 def cmd_resolution(args) -> None:
-    from benchmark.sweeps.resolution import REPORTS_DIR, run_resolution
+    from benchmark.run.config import load_params
+    from benchmark.sweeps.resolution import RESULTS_FILE, run_resolution
 
     record = run_resolution(load_params(args.params), args.name, args.profile, progress=not args.no_progress)
     for method, entry in record["methods"].items():
         print(f"{method}: trained at Δt, run at Δt/k: {entry['evaluated_shift_pp']:.2f} pp; retrained: "
               f"{entry['retrained_shift_pp']:.2f} pp")
-    print(f"resolution {args.name}: wrote {REPORTS_DIR / args.name}/")
+    print(f"resolution {args.name}: wrote {RUNS_DIR / 'resolution' / args.name / RESULTS_FILE} "
+          "(`spikecode report` draws it under reports/resolution/)")
 
 
 def cmd_report(args) -> None:
     from benchmark.render.report import build_report, write_leaderboard
+    from benchmark.run.config import load_params
 
     params = load_params(args.params)
     grids = args.out / "grids"
     baseline = params.run.baseline
+    exceptions = {name: profile.budget_exceptions for name, profile in params.profiles.items()}
     if args.merge:
         from benchmark.render.site import build_site
         from benchmark.results.merge import merge_leaderboards, summary
@@ -240,10 +249,10 @@ def cmd_report(args) -> None:
         merged = merge_leaderboards(args.merge, on_conflict="error" if args.strict else "keep-first", baseline=baseline)
         print(summary(merged))
         written = write_leaderboard(merged["records"], args.out, baseline, [*params.references, *merged["references"]],
-                                    grids)
+                                    grids, exceptions)
         written += build_site(args.out / "leaderboard.json", args.out / "site", args.out)
     else:
-        written = build_report(args.runs, args.out, baseline, params.references, grids)
+        written = build_report(args.runs, args.out, baseline, params.references, grids, exceptions)
     print(f"wrote {len(written)} files under {args.out}/")
 
 
@@ -261,13 +270,31 @@ COMMANDS = {"list": cmd_list, "prepare": cmd_prepare, "train": cmd_train, "evalu
             "publish": cmd_publish}
 
 
+TIMED = {"prepare", "train", "evaluate", "robustness", "energy", "grid", "resolution"}  # the stages that
+# compute (report and publish read the timings: they must not change their own dependency, runs/)
+
+
+def _target(args) -> str:
+    if hasattr(args, "seed"):
+        return f"{args.dataset}/{args.method}/{args.seed}"
+    return getattr(args, "name", None) or getattr(args, "dataset", "")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    threads = profile_threads(args.params, getattr(args, "profile", None))
+    if threads is not None:  # before any numeric work: the profile's threads, reproducible kernels
+        pin(threads)
+    started = time.perf_counter()
     try:
         COMMANDS[args.command](args)
     except SpikeCodeError as error:
         print(f"spikecode {args.command}: error: {error}", file=sys.stderr)
         return 2
+    if args.command in TIMED:
+        from benchmark.run.timings import record_timing
+
+        record_timing(args.command, _target(args), time.perf_counter() - started, threads)
     return 0
 
 

@@ -7,7 +7,7 @@ The trained `ann` is converted by `snn.conversion`: BN folded, λ_l from the cal
 (max or 99.9th percentile, momentum EMA over batches; params: `norm`, `momentum`), W_l ← W_l·λ_{l−1}/λ_l,
 b_l ← b_l/λ_l. The spiking network then runs, for t = 0..T−1 (params: `T`):
 
-    X[t] = x                                   analog input, every step (first layer: MACs)
+    X[t] = x                                   analog input held at every step (first layer: MACs, once)
     I_l[t] = W_l·S_{l−1}[t] + b_l              S_0 = X
     H_l[t] = V_l[t−1] + I_l[t]                 integrate-and-fire, V_l[−1] = 0
     S_l[t] = Θ(H_l[t] − 1)                     binary spikes, threshold 1 (≡ θ_l = λ_l unscaled)
@@ -16,8 +16,9 @@ b_l ← b_l/λ_l. The spiking network then runs, for t = 0..T−1 (params: `T`):
     ŷ = argmax O[T−1];  decision step = T
 
 Rate of S_l ≈ min(1, a_l/λ_l), so O[T−1] → the ANN's logits as T grows (when no layer saturates).
-Energy: spikes are binary, so every synaptic op they feed is an AC; the analog input's first
-layer is charged as MACs at every step; each IF neuron pays one addition per step.
+Energy: spikes are binary, so every synaptic op they feed is an AC; the analog input is the same at
+every step, so the first layer's MACs are charged once (the held current is re-injected at each IF
+neuron's update); each IF neuron pays one addition per step.
 """
 
 from __future__ import annotations

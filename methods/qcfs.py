@@ -23,7 +23,7 @@ W_l ← W_l·λ_{l−1}/λ_l, b_l ← b_l/λ_l (`snn.conversion`), then for t = 
 With φ = 1/2 the expected conversion error is zero for any T (Bu et al.), and at T = L an IF neuron
 with a constant input z/λ fires floor(z·L/λ + 1/2) times (clipped to 0..L): its rate is exactly the
 QCFS activation h(z)/λ.
-Energy: as `convert` — binary spikes feed ACs, the analog input's first layer MACs.
+Energy: as `convert` — binary spikes feed ACs, the held analog input's first layer MACs, charged once.
 Initial λ (`lambda_init`): the paper's code starts every λ at 8.0 and trains with SGD (lr 0.1), where
 λ's gradient — summed over every unit of its layer — moves it to the activations' scale within a few
 steps. The harness trains with Adam, which moves λ by about `lr` per step whatever its gradient, so λ

@@ -3,7 +3,8 @@ integrate-and-fire network (`snn.conversion.if_network`), the rate-decoded logit
 
 For t = 0..T−1 (params: `T`):
 
-    X[t] = x                       the analog image at every step (a view: no copy)
+    X[t] = x                       the analog image held at every step (a view: no copy); a constant
+                                   input (HELD_ANALOG), so the first layer's products are charged once
     ŷ = argmax O[T−1]              the rate-decoded logits of the last step;  decision step = T
 
 The network is converted, never trained, so the method has no loss.
@@ -17,12 +18,14 @@ import torch
 from torch import Tensor
 
 from benchmark.contract.method import CodingMethod, Readout
+from benchmark.contract.semantics import HELD_ANALOG
 
 
 class RateConversion(CodingMethod):
     """Encode and readout of the rate-converted methods (the module docstring); subclasses build and convert."""
 
     family = "conversion"
+    input_semantics = HELD_ANALOG
 
     def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return images.unsqueeze(0).expand(self.config.T, *images.shape)

@@ -5,9 +5,10 @@ Every neuron fires at most once; BPTT with a surrogate gradient. With l the laye
 (T: `T`), and the params.yaml key of each symbol in backticks:
 
 Input (`input`):
-    direct    X[t] = x                                 the analog image at every step (MACs); the
+    direct    X[t] = x                                 the analog image held at every step: the
                                                        first layer's W·x is computed once and
-                                                       repeated (StaticInputFolded), charged per step
+                                                       repeated (StaticInputFolded), and charged
+                                                       once (a constant input, HELD_ANALOG)
     latency   X[t] = 1[t = round((1 − x)·(T − 1))]     one spike per pixel, per sample (ACs)
 
 Synapses, weight standardization (`norm` = ws) with learnable gain g and bias b:
@@ -64,7 +65,7 @@ from torch import Tensor, nn
 
 from benchmark.contract.method import CodingMethod, MethodConfig, Readout
 from benchmark.contract.registry import register_method
-from benchmark.contract.semantics import ANALOG_VALUES, BINARY_SPIKES
+from benchmark.contract.semantics import BINARY_SPIKES, HELD_ANALOG
 from snn.arch import ArchSpec, build_network
 from snn.engine import SurrogateName
 from snn.layers import Folded
@@ -141,8 +142,9 @@ class StaticInputFolded(Folded):
     """A Folded synaptic layer that evaluates a time-invariant input once.
 
     Direct input repeats the image at every step (`encode` returns an expanded view, stride 0 along
-    time), so I[t] = W·x + b is the same for every t: it is computed once and expanded. Values,
-    gradients and the op count (charged per step, as for any input) are those of `Folded`.
+    time), so I[t] = W·x + b is the same for every t: it is computed once and expanded. Values and
+    gradients are those of `Folded`; the op counter charges the products once, as the input is
+    declared constant (HELD_ANALOG).
     Shapes: `[T, B, ...]` -> `[T, B, ...]`."""
 
     def forward(self, x: Tensor) -> Tensor:
@@ -258,11 +260,12 @@ class Ttfs(CodingMethod):
     citation = ("Che, Fang, Ma, Huang, Xue, Yuan, Masquelier, Tian: Efficiently Training Time-to-First-Spike "
                 "Spiking Neural Networks from Scratch, arXiv 2410.23619")
     Config = TtfsConfig
-    input_semantics = ANALOG_VALUES
+    input_semantics = HELD_ANALOG
 
     def __init__(self, config: TtfsConfig, arch: ArchSpec, input_shape: tuple[int, ...], num_classes: int):
-        # the encoder's events: analog pixels (MACs) for direct input, binary spikes for latency input
-        self.input_semantics = BINARY_SPIKES if config.input == "latency" else ANALOG_VALUES
+        # the encoder's events: the analog image held at every step (MACs, charged once) for direct
+        # input, binary spikes for latency input
+        self.input_semantics = BINARY_SPIKES if config.input == "latency" else HELD_ANALOG
         super().__init__(config, arch, input_shape, num_classes)
 
     def build(self, arch: ArchSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -306,8 +309,20 @@ class Ttfs(CodingMethod):
 
     def readout(self, output: Tensor) -> Readout:
         spikes = self.spikes(output)
-        score = membrane_at_first_spike(spikes, output) if self.config.tie_break == "membrane" else self.decoder(spikes)
-        return Readout(*first_spike_readout(spikes, score))
+        return Readout(*first_spike_readout(spikes, self._tie_score(spikes, output)))
+
+    def readout_at(self, output: Tensor, steps: int) -> Tensor:
+        """The first-spike decision after `steps` steps: the readout of the output so far, the decoder's
+        tie-break weighing the steps seen with their own w_t."""
+        spikes = self.spikes(output[:steps])
+        return first_spike_readout(spikes, self._tie_score(spikes, output[:steps])).prediction
+
+    def _tie_score(self, spikes: Tensor, membrane: Tensor) -> Tensor:
+        """The tie-break score `[B, C]` of the first-spike readout (module docstring, `tie_break`)."""
+        if self.config.tie_break == "membrane":
+            return membrane_at_first_spike(spikes, membrane)
+        weights = self.decoder.weights()[:len(spikes)].to(spikes.dtype)
+        return torch.einsum("t,tbc->bc", weights, spikes)
 
     @torch.no_grad()
     def initialize(self, encoded: Tensor) -> None:

@@ -124,3 +124,13 @@ def test_dvc_repro_runs_only_grids_of_params_yaml(tmp_path):
                                                                           "axes": {"T": [2]}}}))
     with pytest.raises(ConfigError, match="run.grids names rate-probe, not defined under `grids:` in params.yaml"):
         load_params(_write(tmp_path, smoke_params(grid_files=["probes.yaml"], **{"run.grids": ["rate-probe"]})))
+
+
+def test_every_trained_method_gets_the_profiles_budget_unless_an_exception_is_declared(tmp_path):
+    with pytest.raises(ConfigError, match=r"method 'rate' trains with epochs = 4 in profile 'smoke'.*"
+                                          r"profiles\.smoke\.budget_exceptions\.rate"):
+        load_params(_write(tmp_path, smoke_params(**{"profiles.smoke.methods": {"rate": {"epochs": 4}}})))
+    declared = smoke_params(**{"profiles.smoke.methods": {"rate": {"epochs": 4}},
+                               "profiles.smoke.budget_exceptions": {"rate": "its BPTT is 20 steps long"}})
+    assert load_params(_write(tmp_path, declared)).profiles["smoke"].budget_exceptions == {
+        "rate": "its BPTT is 20 steps long"}

@@ -21,22 +21,24 @@ from snn.engine import LIF
 from snn.layers import Folded
 
 
-def counts(acs: float, macs: float, neuron_updates: float = 0.0) -> OpCounts:
-    totals = {"dense": 0.0, "acs": acs, "macs": macs, "neuron_updates": neuron_updates}
-    return OpCounts(samples=1, T=1, totals=totals, spikes_per_sample=0.0, per_step={}, layers=())
+def counts(acs: float, macs: float, update_acs: float = 0.0, update_macs: float = 0.0) -> OpCounts:
+    totals = {"dense": 0.0, "acs": acs, "macs": macs, "neuron_updates": update_acs, "update_acs": update_acs,
+              "update_macs": update_macs}
+    return OpCounts(samples=1, T=1, totals=totals, spikes_per_sample=0.0, bits_per_sample=0.0, per_step={}, layers=())
 
 
 @pytest.mark.parametrize(
     "preset, expected_pj",
     [
-        ("fp32-45nm", 4.6 * 10 + 0.9 * 1000),  # 46 + 900 = 946
-        ("fp16-45nm", 1.5 * 10 + 0.4 * 1000),  # 15 + 400 = 415
-        ("int8-45nm", 0.23 * 10 + 0.03 * 1000),  # 2.3 + 30 = 32.3
+        ("fp32-45nm", 4.6 * 30 + 0.9 * 1050),  # 138 + 945 = 1083
+        ("fp16-45nm", 1.5 * 30 + 0.4 * 1050),  # 45 + 420 = 465
+        ("int8-45nm", 0.23 * 30 + 0.03 * 1050),  # 6.9 + 31.5 = 38.4
     ],
 )
 def test_tier1_prices_macs_and_acs_by_the_preset(preset, expected_pj):
-    # 1000 ACs, 10 MACs, 50 neuron updates: the presets do not price updates
-    result = tier1_energy(counts(acs=1000, macs=10, neuron_updates=50), preset)
+    # 1000 synaptic ACs and 10 MACs; 50 neuron updates of a leaky neuron declaring one AC (+ I) each, and
+    # 20 of them one MAC (the leak): MACs 10 + 20 = 30, ACs 1000 + 50 = 1050
+    result = tier1_energy(counts(acs=1000, macs=10, update_acs=50, update_macs=20), preset)
     assert result["tier1_pj"] == pytest.approx(expected_pj)
     assert result["cost_model"] == preset
 
@@ -45,18 +47,25 @@ def test_tier1_defaults_to_fp32_45nm():
     assert tier1_energy(counts(acs=10, macs=0)) == {"tier1_pj": pytest.approx(9.0), "cost_model": "fp32-45nm"}
 
 
-def test_tier1_prices_neuron_updates_when_the_table_does():
-    table = {"name": "custom", "source": "test", "e_ac_pj": 1.0, "e_mac_pj": 2.0, "e_neuron_update_pj": 0.1}
-    # 2·10 + 1·1000 + 0.1·50 = 20 + 1000 + 5 = 1025
-    result = tier1_energy(counts(acs=1000, macs=10, neuron_updates=50), table)
-    assert result == {"tier1_pj": pytest.approx(1025.0), "cost_model": "custom"}
+def test_tier1_prices_neuron_updates_by_their_declared_acs_and_macs():
+    table = {"name": "custom", "source": "test", "e_ac_pj": 1.0, "e_mac_pj": 2.0}
+    # 2·(10 + 20) + 1·(1000 + 50) = 60 + 1050 = 1110; without the updates 2·10 + 1000 = 1020
+    result = tier1_energy(counts(acs=1000, macs=10, update_acs=50, update_macs=20), table)
+    assert result == {"tier1_pj": pytest.approx(1110.0), "cost_model": "custom"}
+    assert tier1_energy(counts(acs=1000, macs=10), table)["tier1_pj"] == pytest.approx(1020.0)
+
+
+def test_op_counts_written_before_updates_were_counted_are_refused():
+    old = {"T": 1, "layers": [], "ops": {"dense": 0.0, "acs": 1.0, "macs": 0.0, "neuron_updates": 0.0}}
+    with pytest.raises(EnergyError, match=r"lack \['update_acs', 'update_macs'\].*spikecode evaluate"):
+        tier1_energy(old)
 
 
 def test_presets_hold_the_horowitz_45nm_values():
-    assert {name: (m.e_ac_pj, m.e_mac_pj, m.e_neuron_update_pj) for name, m in PRESETS.items()} == {
-        "fp32-45nm": (0.9, 4.6, None),
-        "fp16-45nm": (0.4, 1.5, None),
-        "int8-45nm": (0.03, 0.23, None),
+    assert {name: (m.e_ac_pj, m.e_mac_pj) for name, m in PRESETS.items()} == {
+        "fp32-45nm": (0.9, 4.6),
+        "fp16-45nm": (0.4, 1.5),
+        "int8-45nm": (0.03, 0.23),
     }
     assert all("Horowitz" in m.source for m in PRESETS.values())
 
@@ -126,9 +135,10 @@ def test_sram_cost_interpolates_in_log2_size_and_clamps(size_bytes, expected_pj)
 # --- tier 2 ------------------------------------------------------------------------------------------
 
 
-def row(name, *, acs=0.0, macs=0.0, neuron_updates=0.0, weights=0, in_elements, out_elements,
-        event_kind_in, in_bits, event_kind_out, out_bits, state_elements=0) -> dict:
-    return {"name": name, "acs": acs, "macs": macs, "neuron_updates": neuron_updates, "weights": weights,
+def row(name, *, acs=0.0, macs=0.0, neuron_updates=0.0, update_acs=0.0, weights=0, in_elements, out_elements,
+        event_kind_in, in_bits, event_kind_out, out_bits, state_elements=0, constant_input=False) -> dict:
+    return {"name": name, "acs": acs, "macs": macs, "neuron_updates": neuron_updates, "update_acs": update_acs,
+            "update_macs": 0.0, "constant_input": constant_input, "weights": weights,
             "weight_bytes": 4 * weights, "in_elements": in_elements, "out_elements": out_elements,
             "event_kind_in": event_kind_in, "in_bits": in_bits, "event_kind_out": event_kind_out,
             "out_bits": out_bits, "state_elements": state_elements}
@@ -138,13 +148,13 @@ def row(name, *, acs=0.0, macs=0.0, neuron_updates=0.0, weights=0, in_elements, 
 SNN_OPS = {
     "T": 2,
     "samples": 1,
-    "ops": {"dense": 28.0, "acs": 10.0, "macs": 0.0, "neuron_updates": 4.0},
+    "ops": {"dense": 28.0, "acs": 10.0, "macs": 0.0, "neuron_updates": 4.0, "update_acs": 4.0, "update_macs": 0.0},
     "spikes_per_sample": 1.0,
     "per_step": {},
     "layers": [
         row("fc1", acs=6, weights=6, in_elements=3, out_elements=2, event_kind_in="binary", in_bits=1,
             event_kind_out="analog", out_bits=32),
-        row("lif", neuron_updates=4, in_elements=2, out_elements=2, event_kind_in="analog", in_bits=32,
+        row("lif", neuron_updates=4, update_acs=4, in_elements=2, out_elements=2, event_kind_in="analog", in_bits=32,
             event_kind_out="binary", out_bits=1, state_elements=2),
         row("fc2", acs=4, weights=8, in_elements=2, out_elements=4, event_kind_in="binary", in_bits=1,
             event_kind_out="analog", out_bits=32),
@@ -156,16 +166,16 @@ SNN_OPS = {
     "preset, compute, weights, state, io",
     [
         # every memory is far below 8 KiB: 10 pJ per 64-bit access. b = 32 (fp32), 16 (fp16), 8 (int8).
-        # compute: E_AC · 10 ACs
+        # compute: E_AC · (10 synaptic ACs + 4 IF updates, one AC each)
         # weights: (6 + 4) ACs · b/64 · 10
         # state:   2 · 4 updates · b/64 · 10
         # io:      reads  fc1 T·3 spikes·1 bit = 6 bits, fc2 T·2·1 = 4 bits
         #          writes lif T·2 spikes·1 bit = 4 bits, fc2's logits T·4·b bits (no neuron follows);
         #          fc1's current goes into lif in place: not stored
         #          (6 + 4 + 4)/64 · 10 = 2.1875, plus 8·b/64 · 10
-        ("fp32-45nm", 0.9 * 10, 10 * 32 / 64 * 10, 8 * 32 / 64 * 10, 2.1875 + 8 * 32 / 64 * 10),  # 9, 50, 40, 42.1875
-        ("fp16-45nm", 0.4 * 10, 10 * 16 / 64 * 10, 8 * 16 / 64 * 10, 2.1875 + 8 * 16 / 64 * 10),  # 4, 25, 20, 22.1875
-        ("int8-45nm", 0.03 * 10, 10 * 8 / 64 * 10, 8 * 8 / 64 * 10, 2.1875 + 8 * 8 / 64 * 10),  # 0.3, 12.5, 10, 12.1875
+        ("fp32-45nm", 0.9 * 14, 10 * 32 / 64 * 10, 8 * 32 / 64 * 10, 2.1875 + 8 * 32 / 64 * 10),  # 12.6, 50, 40, 42.1875
+        ("fp16-45nm", 0.4 * 14, 10 * 16 / 64 * 10, 8 * 16 / 64 * 10, 2.1875 + 8 * 16 / 64 * 10),  # 5.6, 25, 20, 22.1875
+        ("int8-45nm", 0.03 * 14, 10 * 8 / 64 * 10, 8 * 8 / 64 * 10, 2.1875 + 8 * 8 / 64 * 10),  # 0.42, 12.5, 10, 12.1875
     ],
 )
 def test_tier2_adds_weight_state_and_io_traffic_to_tier1(preset, compute, weights, state, io):
@@ -181,8 +191,8 @@ def test_tier2_per_layer_entries_sum_to_the_breakdown():
     fc1, lif, fc2 = result["layers"]
     # fc1: 6 ACs · 0.9 = 5.4; 6 · 0.5 · 10 = 30 weights; reads 6 bits = 0.9375
     assert fc1 == pytest.approx({"name": "fc1", "compute": 5.4, "weights": 30.0, "state": 0.0, "io": 0.9375})
-    # lif: 2 · 4 · 0.5 · 10 = 40 state; writes 4 bits = 0.625
-    assert lif == pytest.approx({"name": "lif", "compute": 0.0, "weights": 0.0, "state": 40.0, "io": 0.625})
+    # lif: 4 updates · 0.9 = 3.6; 2 · 4 · 0.5 · 10 = 40 state; writes 4 bits = 0.625
+    assert lif == pytest.approx({"name": "lif", "compute": 3.6, "weights": 0.0, "state": 40.0, "io": 0.625})
     # fc2: 4 · 0.9 = 3.6; 4 · 0.5 · 10 = 20; reads 4 bits 0.625 + writes 256 bits = 4 accesses = 40
     assert fc2 == pytest.approx({"name": "fc2", "compute": 3.6, "weights": 20.0, "state": 0.0, "io": 40.625})
     for key in ("compute", "weights", "state", "io"):
@@ -192,7 +202,7 @@ def test_tier2_per_layer_entries_sum_to_the_breakdown():
 # One analog layer, 128 → 128, whose int8 weights fill 16 KiB: 128 · 128 · 8 bits / 8 = 16384 bytes.
 ANN_OPS = {
     "T": 1,
-    "ops": {"dense": 16384.0, "acs": 0.0, "macs": 100.0, "neuron_updates": 0.0},
+    "ops": {"dense": 16384.0, "acs": 0.0, "macs": 100.0, "neuron_updates": 0.0, "update_acs": 0.0, "update_macs": 0.0},
     "layers": [row("fc", macs=100, weights=128 * 128, in_elements=128, out_elements=128, event_kind_in="analog",
                    in_bits=32, event_kind_out="analog", out_bits=32)],
 }
@@ -288,10 +298,10 @@ def test_run_energy_writes_both_tiers_and_returns_them(tmp_path):
     folder = run_dir(tmp_path)
     (folder / "ops.json").write_text(json.dumps(SNN_OPS))
     energy = run_energy(folder, "fp32-45nm")
-    # tier 1: 0.9 · 10 = 9; tier 2: 9 + 50 + 40 + 42.1875 = 141.1875 (see the tier-2 test)
-    assert energy["tier1_pj"] == pytest.approx(9.0)
-    assert energy["tier2_pj"] == pytest.approx(141.1875)
-    assert energy["tier2"] == pytest.approx({"compute": 9.0, "weights": 50.0, "state": 40.0, "io": 42.1875})
+    # tier 1: 0.9 · (10 + 4) = 12.6; tier 2: 12.6 + 50 + 40 + 42.1875 = 144.7875 (see the tier-2 test)
+    assert energy["tier1_pj"] == pytest.approx(12.6)
+    assert energy["tier2_pj"] == pytest.approx(144.7875)
+    assert energy["tier2"] == pytest.approx({"compute": 12.6, "weights": 50.0, "state": 40.0, "io": 42.1875})
     assert energy["cost_model"] == "fp32-45nm" and energy["cost_table"]["weight_bits"] == 32
     assert "Lemaire" in energy["conventions"]
     assert json.loads((folder / "energy.json").read_text()) == energy
@@ -304,8 +314,8 @@ def test_run_energy_takes_a_custom_table(tmp_path):
     table = {"name": "flat", "source": "test", "e_ac_pj": 1.0, "e_mac_pj": 2.0, "sram_table": [[1, 64.0]]}
     energy = run_energy(folder, table)
     # 1 pJ per bit moved (64 pJ per 64-bit access, everywhere): weights 10·32, state 8·32,
-    # io 14 + 8·32 bits; compute 10 ACs · 1
-    assert energy["tier2"] == pytest.approx({"compute": 10.0, "weights": 320.0, "state": 256.0, "io": 270.0})
+    # io 14 + 8·32 bits; compute (10 + 4) ACs · 1
+    assert energy["tier2"] == pytest.approx({"compute": 14.0, "weights": 320.0, "state": 256.0, "io": 270.0})
     assert energy["cost_model"] == "flat"
 
 
@@ -366,3 +376,13 @@ def test_flips_average_seeds_and_name_variants():
 def test_rows_without_tier_2_take_no_part_in_the_flips():
     unpriced = record("ann", 10, None)
     assert flips([unpriced, record("rate", 20, 50), record("css", 30, 10)]) == [("rate", "css")]
+
+
+def test_tier2_reads_a_constant_input_once():
+    # the ANN layer of ANN_OPS at T = 4 with its input held (constant): the read of 128 · 32 bits is
+    # charged once (64 accesses of a 512-byte memory: 640 pJ), not 4 times; the output written every step
+    held = {**ANN_OPS, "T": 4, "layers": [{**ANN_OPS["layers"][0], "constant_input": True}]}
+    every = {**ANN_OPS, "T": 4}
+    reads = 128 * 32 / 64 * 10.0
+    assert tier2_energy(every, "fp32-45nm")["breakdown"]["io"] - tier2_energy(held, "fp32-45nm")["breakdown"]["io"] \
+        == pytest.approx(3 * reads)

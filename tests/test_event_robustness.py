@@ -4,7 +4,6 @@ events thins the frames and noise fills them; an image dataset still takes the i
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

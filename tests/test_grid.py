@@ -45,23 +45,26 @@ def test_a_grid_runs_every_point_writes_its_table_and_skips_finished_points(grid
     assert sorted((r["T"], r["hyperparameters"]["loss"]) for r in records) == [
         (2, "ce_count"), (2, "ce_rate"), (3, "ce_count"), (3, "ce_rate")]
     table = (out / "table.csv").read_text().splitlines()
-    assert table[0].startswith("T,loss,accuracy") and len(table) == 5
+    assert table[0].startswith("T,loss,val_accuracy,accuracy") and len(table) == 5
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
     assert main(["grid", "rate-T", "--no-progress"]) == 0
     assert capsys.readouterr().out.count("done before") == 4
 
 
-def test_main_effects_average_each_value_over_the_other_axes():
-    from benchmark.results.series import main_effects
+def test_main_effects_average_each_value_over_the_other_axes_on_validation():
+    from benchmark.results.series import chosen_point, main_effects
 
-    # init ∈ {a, b} × norm ∈ {ws, none}: a = (90 + 80)/2 = 85, b = (70 + 60)/2 = 65; ws = 80, none = 70
-    points = [{"point": [init, norm, 8], "accuracy": (accuracy, None)}
-              for init, norm, accuracy in [("a", "ws", 90.0), ("a", "none", 80.0), ("b", "ws", 70.0), ("b", "none", 60.0)]]
+    # validation: init ∈ {a, b} × norm ∈ {ws, none}: a = (90 + 80)/2 = 85, b = (70 + 60)/2 = 65; ws 80, none 70;
+    # the test accuracies rank them the other way and are never used
+    points = [{"point": [init, norm, 8], "val_accuracy": (val, None), "accuracy": (100 - val, None)}
+              for init, norm, val in [("a", "ws", 90.0), ("a", "none", 80.0), ("b", "ws", 70.0), ("b", "none", 60.0)]]
     effects = main_effects(["init", "norm", "T"], points)
-    assert [[e["axis"], e["value"], e["mean_accuracy"], e["vs_best"]] for e in effects] == [
+    assert [[e["axis"], e["value"], e["mean_val_accuracy"], e["vs_best"]] for e in effects] == [
         ["init", "a", 85.0, 0.0], ["init", "b", 65.0, -20.0], ["norm", "ws", 80.0, 0.0], ["norm", "none", 70.0, -10.0]]
     assert [e["points"] for e in effects] == [2, 2, 2, 2]  # T has one value: no effect row
+    assert chosen_point(points) == 0  # (a, ws): the best validation accuracy, the worst test accuracy
+    assert chosen_point([{**points[1], "val_accuracy": (90.0, None)}, *points]) == 0  # equals: the first
 
 
 def test_conversion_grids_on_another_architecture_share_one_trained_source(workspace, capsys):

@@ -18,20 +18,22 @@ def record(method: str, seed: int, accuracy: float = 0.9, *, machine: str = "cpu
     """A result record as produced on `machine` (device and creation time differ per machine)."""
     return {
         "dataset": dataset, "profile": "smoke", "method": method, "family": "direct", "variant": variant,
-        "arch": "mlp-s", "T": T, "seed": seed, "accuracy": accuracy,
-        "decision_step": {"mean": T, "p50": T, "p95": T}, "spikes_per_sample": 20.0,
+        "arch": "mlp-s", "T": T, "seed": seed, "accuracy": accuracy, "val_accuracy": accuracy,
+        "decision_step": {"mean": T, "p50": T, "p95": T}, "anytime": {"accuracy": [accuracy] * T},
+        "spikes_per_sample": 20.0, "bits_per_sample": 20.0,
+        "budget": {"epochs": 1, "optimizer_steps": 20, "train_seconds": 3.0},
         "ops": {"dense": 4000, "acs": 200.0, "macs": 100.0, "neuron_updates": 80},
         "energy": {"tier1_pj": 640.0, "tier2_pj": 900.0, "cost_model": "fp32-45nm"}, "robustness": None,
         "params": 4810, "footprint_bytes": 19240, "train_seconds": 3.0 if machine == "cpu" else 0.4,
         "throughput_samples_per_s": 9000.0, "layers": [{"name": "fc1", "spikes_per_neuron": 2.0}],
         "hyperparameters": {"T": T}, "citation": "Doe 2020",
         "provenance": {"git_commit": "abc", "git_dirty": False, "versions": {"torch": "2.14.1"}, "device": machine,
-                       "dataset_sha256": "d1", "params_hash": params_hash,
+                       "numerics": {"threads": 2}, "dataset_sha256": "d1", "params_hash": params_hash,
                        "created": "2026-01-01T00:00:00+00:00" if machine == "cpu" else "2026-02-01T00:00:00+00:00"},
     }
 
 
-def leaderboard(path: Path, records: list[dict], references: list[dict] = (), schema: int = 1) -> Path:
+def leaderboard(path: Path, records: list[dict], references: list[dict] = (), schema: int = 2) -> Path:
     write_json(path, {"schema": schema, "records": records, "references": list(references)})
     return path
 
@@ -45,7 +47,7 @@ def test_two_machines_merge_into_one_leaderboard(tmp_path):
                                                               record("ttfs", 0, 0.85, machine="cuda")], [REFERENCE])
     merged = merge_leaderboards([cpu, gpu.parent])  # a file, and a reports/ folder holding one
     assert [(r["method"], r["seed"]) for r in merged["records"]] == [("ann", 0), ("rate", 0), ("rate", 1), ("ttfs", 0)]
-    assert merged["schema"] == 1 and merged["references"] == [REFERENCE]
+    assert merged["schema"] == 2 and merged["references"] == [REFERENCE]
     assert merged["duplicates"] == [] and merged["conflicts"] == []
     assert [source["records"] for source in merged["sources"]] == [2, 2]
 
@@ -54,16 +56,16 @@ def test_two_machines_merge_into_one_leaderboard(tmp_path):
     assert len(board["records"]) == 4 and tmp_path / "reports" / "digits-smoke" / "leaderboard.md" in written
     rate_row = next(line for line in (tmp_path / "reports" / "digits-smoke" / "leaderboard.md").read_text().splitlines()
                     if line.startswith("| rate |"))
-    assert "| 91.00 ± 1.41 | 2 |" in rate_row  # seeds 0 (cpu) and 1 (gpu) in one row: 90 and 92 %
+    assert "| 91.00 ± 1.41 | [78.29, 100.00] | 2 |" in rate_row  # seeds 0 (cpu) and 1 (gpu): 90 and 92 %; t_{0.975,1}·1.41/√2 = 12.71
 
 
 def test_an_incompatible_schema_is_a_clear_error_naming_the_file_and_versions(tmp_path):
     good = leaderboard(tmp_path / "a.json", [record("ann", 0)])
-    old = leaderboard(tmp_path / "b.json", [record("rate", 0)], schema=2)
+    old = leaderboard(tmp_path / "b.json", [record("rate", 0)], schema=1)
     with pytest.raises(MergeError) as raised:
         merge_leaderboards([good, old])
     message = str(raised.value)
-    assert str(old) in message and "schema 2" in message and "schema 1 only" in message
+    assert str(old) in message and "schema 1" in message and "schema 2 only" in message
     assert "spikecode report" in message
 
 
@@ -77,6 +79,13 @@ def test_a_file_that_is_no_leaderboard_is_refused(tmp_path):
     del broken["energy"]
     with pytest.raises(MergeError, match=r"record 0 lacks \['energy'\]"):
         merge_leaderboards([leaderboard(tmp_path / "y.json", [broken])])
+
+
+def test_a_record_without_complete_provenance_is_refused(tmp_path):
+    untraced = record("rate", 0)
+    del untraced["provenance"]["dataset_sha256"]
+    with pytest.raises(MergeError, match=r"record 0 \(digits/smoke/rate/T=8/seed 0\) has no \['dataset_sha256'\]"):
+        merge_leaderboards([leaderboard(tmp_path / "z.json", [untraced])])
 
 
 def test_a_duplicate_run_is_kept_once_and_reported_once(tmp_path):
@@ -101,7 +110,7 @@ def test_a_conflicting_duplicate_is_reported_with_what_differs(tmp_path):
     merged = merge_leaderboards([first, second])
     assert [r["accuracy"] for r in merged["records"]] == [0.90]
     assert merged["conflicts"] == [{"run": "digits/smoke/rate/T=8/seed 0", "found_in": [str(first), str(second)],
-                                    "kept": str(first), "differences": ["accuracy"]}]
+                                    "kept": str(first), "differences": ["accuracy", "anytime", "val_accuracy"]}]
     assert "CONFLICT: digits/smoke/rate/T=8/seed 0 differs in accuracy" in summary(merged)
     with pytest.raises(MergeError, match="conflicting duplicates.*differs in accuracy"):
         merge_leaderboards([first, second], on_conflict="error")

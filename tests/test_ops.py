@@ -46,6 +46,11 @@ def linear(weight: list[list[float]]) -> Folded:
     return Folded(layer)
 
 
+def base_totals(counts) -> dict:
+    """The synaptic totals and neuron updates (the update ops, bits and every-step figures: their own tests)."""
+    return {key: counts.totals[key] for key in ("dense", "acs", "macs", "neuron_updates")}
+
+
 def count(network: nn.Sequential, x: Tensor, semantics: OpSemantics = BINARY_SPIKES):
     with OpCounter(network, semantics) as counter:
         network(x)
@@ -79,7 +84,7 @@ def test_binary_mlp_counts_match_hand_derivation():
     assert lif["event_kind_in"] == "analog"  # the current out of fc1
     # fc2: one spike at t=0, fan-out 4 -> ACs 4; dense 2·4·2 = 16
     assert (fc2["dense"], fc2["acs"], fc2["macs"], fc2["event_kind_in"]) == (16, 4, 0, "binary")
-    assert counts.totals == {"dense": 12 + 16, "acs": 6 + 4, "macs": 0, "neuron_updates": 4}
+    assert base_totals(counts) == {"dense": 12 + 16, "acs": 6 + 4, "macs": 0, "neuron_updates": 4}
     assert counts.spikes_per_sample == 1
     # per step: ACs t=0: fc1 2·2 + fc2 1·4 = 8, t=1: fc1 1·2 + fc2 0 = 2
     assert counts.per_step == {"acs": (8, 2), "macs": (0, 0), "spikes": (1, 0)}
@@ -105,7 +110,7 @@ def test_per_step_counts_sum_over_the_batch():
     # B = 2: the same sample twice -> per-sample counts unchanged, per-step sums over B then / 2
     counts = count(tiny_mlp(), MLP_INPUT.repeat(1, 2, 1))
     assert counts.samples == 2
-    assert counts.totals == {"dense": 28, "acs": 10, "macs": 0, "neuron_updates": 4}
+    assert base_totals(counts) == {"dense": 28, "acs": 10, "macs": 0, "neuron_updates": 4}
     assert counts.per_step["acs"] == (8, 2)
 
 
@@ -171,7 +176,7 @@ def test_ternary_events_are_charged_as_acs_and_counted_as_spikes():
     x = torch.tensor([[[0.5, -2.0, 0.0, 0.0]], [[0.0, 0.0, -1.0, 3.0]]])
     counts = count(network, x, ANALOG_VALUES)
     # 2 + 2 signed spikes, fan-out 5 -> 20 ACs; the ternary layer is stateless: no updates
-    assert counts.totals == {"dense": 2 * 4 * 5, "acs": 20, "macs": 0, "neuron_updates": 0}
+    assert base_totals(counts) == {"dense": 2 * 4 * 5, "acs": 20, "macs": 0, "neuron_updates": 0}
     assert counts.spikes_per_sample == 4
     assert counts.layers[1]["event_kind_in"] == "ternary"
 
@@ -197,7 +202,7 @@ def test_analog_relu_emits_no_spikes_and_performs_no_state_updates():
     network = nn.Sequential(linear([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]), ReLU(), linear([[1.0, 1.0, 1.0]]))
     counts = count(network, torch.tensor([[[2.0, 3.0]]]), ANALOG_VALUES)
     # MACs: fc1 2 nonzero inputs · 3 + fc2 2 · 1 = 8
-    assert counts.totals == {"dense": 2 * 3 + 3 * 1, "acs": 0, "macs": 8, "neuron_updates": 0}
+    assert base_totals(counts) == {"dense": 2 * 3 + 3 * 1, "acs": 0, "macs": 8, "neuron_updates": 0}
     assert counts.spikes_per_sample == 0
     assert counts.layers[1]["neurons"] == 3
 
@@ -245,7 +250,7 @@ def test_two_forward_calls_accumulate_and_reset_clears():
     network(torch.zeros_like(MLP_INPUT))  # a silent sample: dense ops and updates only
     counts = counter.compute(2)
     # per sample over 2 samples: ACs (10 + 0)/2 = 5, spikes (1 + 0)/2 = 0.5; dense and updates are per sample
-    assert counts.totals == {"dense": 28, "acs": 5, "macs": 0, "neuron_updates": 4}
+    assert base_totals(counts) == {"dense": 28, "acs": 5, "macs": 0, "neuron_updates": 4}
     assert counts.spikes_per_sample == 0.5
     assert counts.per_step["acs"] == (4, 1)
     counter.reset()
@@ -411,7 +416,7 @@ def test_inference_mode_counts_the_same():
     # inference tensors have no version counter: the per-tensor memo must not need one
     with torch.inference_mode():
         counts = count(tiny_mlp(), MLP_INPUT)
-    assert counts.totals == {"dense": 28, "acs": 10, "macs": 0, "neuron_updates": 4}
+    assert base_totals(counts) == {"dense": 28, "acs": 10, "macs": 0, "neuron_updates": 4}
     assert counts.spikes_per_sample == 1
 
 
@@ -423,3 +428,40 @@ def test_hooks_leave_the_thread_count_as_they_found_it():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+# --- the constant-input rule, update totals and bits on the wire (METHODS.md §8) -------------------
+
+
+def test_a_constant_input_is_charged_once_and_its_every_step_figure_is_kept():
+    # an analog image held over T = 3 steps, x = (1, 0, 2): nonzeros 2, fan-out 2
+    layer = linear([[1.0, 0.0, 0.5], [0.2, 0.3, 0.0]])
+    network = nn.Sequential(OrderedDict(fc1=layer, lif=LIF(beta=0.5, threshold=10.0)))
+    x = torch.tensor([[[1.0, 0.0, 2.0]]]).expand(3, 1, 3)
+    held = OpSemantics(EventKind.ANALOG, payload_bits=32, stateful=False, constant=True)
+    counts = count(network, x, held)
+    fc1, lif = counts.layers
+    # charged once: MACs 2 · 2 = 4 and dense 3 · 2 = 6 (not 12 and 18); every step: 4 · 3 = 12
+    assert (fc1["macs"], fc1["dense"], fc1["macs_every_step"], fc1["constant_input"]) == (4, 6, 12, True)
+    assert counts.per_step["macs"] == (4.0, 0.0, 0.0)
+    # the held current is re-injected by the neurons' updates: 2 neurons · 3 steps, each one AC (+ I) and,
+    # with β = 0.5, one MAC (the leak)
+    assert (lif["neuron_updates"], lif["update_acs"], lif["update_macs"]) == (6, 6, 6)
+    assert counts.totals["update_acs"] == 6 and counts.totals["update_macs"] == 6
+    assert counts.totals["macs"] == 4 and counts.totals["macs_every_step"] == 12
+    # not held: the same input declared analog is charged at every step
+    assert count(network, x, ANALOG_VALUES).layers[0]["macs"] == 12
+
+
+def test_an_input_declared_constant_that_changes_is_an_error_naming_the_layer():
+    held = OpSemantics(EventKind.ANALOG, payload_bits=32, stateful=False, constant=True)
+    with pytest.raises(OpCountError, match="'fc1' is declared constant"):
+        count(tiny_mlp(), MLP_INPUT, held)
+
+
+def test_bits_on_the_wire_weigh_each_event_by_its_payload():
+    # the MLP's IF layer sends one binary spike (1 bit); a graded layer's events carry 4 bits here
+    assert count(tiny_mlp(), MLP_INPUT).bits_per_sample == 1
+    graded = nn.Sequential(OrderedDict(fc1=linear([[1.0, 1.0, 1.0]]), out=Producer(EventKind.GRADED)))
+    counts = count(graded, MLP_INPUT)  # fc1 outputs 2 at t=0 and 1 at t=1: two nonzero events
+    assert counts.spikes_per_sample == 2 and counts.bits_per_sample == 2 * 4

@@ -180,3 +180,25 @@ def test_every_method_declares_op_semantics_the_counter_accepts(name, arch):
     counts = counter.compute()
     assert counts.totals["dense"] > 0
     assert counts.T == method.T
+
+
+def test_every_method_declaring_a_constant_input_pays_the_same_first_layer_charge_once():
+    """One constant image through every registered method that declares its input constant: the first
+    synaptic layer is charged its products once per sample, the same for all, whatever their T."""
+    from benchmark.metrics.ops import OpCounter
+
+    image = torch.zeros(1, *SHAPE)
+    image[0, 0, :3, :5] = torch.linspace(0.1, 1.0, 15).view(3, 5)  # 15 nonzero pixels of 64
+    charges = {}
+    for name in available_methods():
+        method = _method(name)
+        if not method.input_semantics.constant:
+            continue
+        with torch.no_grad(), OpCounter(method.network, method.input_semantics) as counter:
+            method.network(method.encode(image))
+        first = counter.compute(1).layers[0]
+        charges[name] = (first["macs"], first["macs_every_step"] / method.T)
+    # 15 nonzero inputs · fan-out 16 (the hidden layer) = 240 MACs, once; had every step been charged,
+    # T times that
+    assert {"convert", "qcfs", "ttfs"} <= set(charges)
+    assert set(charges.values()) == {(15 * 16, 15 * 16)}, charges

@@ -21,8 +21,11 @@ DESIGN_KEYS = {
     "spikes_per_sample", "ops", "energy", "robustness", "params", "footprint_bytes", "train_seconds",
     "throughput_samples_per_s", "layers", "provenance", "family", "hyperparameters", "citation",
 }
-ADDED_KEYS = {"converted_from"}  # DESIGN.md: "keys may be added"; a conversion's source {method, arch, accuracy}
+ADDED_KEYS = {"converted_from", "val_accuracy", "anytime", "bits_per_sample", "budget", "samples"}  # DESIGN.md: "keys may
+# be added": a conversion's source {method, arch, accuracy}, the validation accuracy, the anytime curve, bits on
+# the wire, the training budget, the per-sample results
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+OPS = {"dense": 2000, "neuron_updates": 80, "update_acs": 80, "update_macs": 0}
 REFERENCE = {"dataset": "digits", "method": "ttfs", "accuracy": 0.99, "T": 8, "source": "Che et al., arXiv 2410.23619"}
 
 
@@ -35,8 +38,9 @@ def write_run(runs_dir: Path, *, dataset="digits", profile="smoke", method="rate
              "spikes": spikes, "spikes_per_neuron": spikes / 10, "neurons": 10, "neuron_updates": 80}
     files = {
         "eval.json": {
-            "schema": 1, "dataset": dataset, "profile": profile, "method": method, "family": "direct",
+            "schema": 2, "dataset": dataset, "profile": profile, "method": method, "family": "direct",
             "variant": variant, "arch": "mlp-64", "T": T, "seed": seed, "accuracy": accuracy,
+            "val_accuracy": accuracy - 0.01, "anytime": {"accuracy": [accuracy * (t + 1) / T for t in range(T)]},
             "decision_step": {"mean": decision_mean, "p50": 5, "p95": 8}, "params": params,
             "footprint_bytes": 4 * params, "throughput_samples_per_s": 5000.0,
             "hyperparameters": {"beta": 0.9}, "citation": "Doe 2020",
@@ -44,10 +48,12 @@ def write_run(runs_dir: Path, *, dataset="digits", profile="smoke", method="rate
                            "device": "cpu", "dataset_sha256": "f00d", "params_hash": "beef",
                            "created": "2026-01-01T00:00:00+00:00"},
         },
-        "train.json": {"train_seconds": train_seconds, "epochs": 1, "history": [
+        "train.json": {"train_seconds": train_seconds, "epochs": 1,
+                       "budget": {"epochs": 1, "optimizer_steps": 20, "train_seconds": train_seconds}, "history": [
             {"epoch": 0, "loss": 0.5, "train_accuracy": 0.8, "val_accuracy": 0.85, "seconds": 3.0}]},
-        "ops.json": {"spikes_per_sample": spikes, "per_step": {"spikes": [spikes / T] * T}, "layers": [layer],
-                     "ops": {"dense": 2000, "acs": acs, "macs": macs, "neuron_updates": 80}},
+        "ops.json": {"spikes_per_sample": spikes, "bits_per_sample": spikes, "per_step": {"spikes": [spikes / T] * T},
+                     "layers": [layer], "ops": {**OPS, "acs": acs, "macs": macs, "acs_every_step": acs,
+                                                "macs_every_step": macs}},
         "energy.json": {"tier1_pj": tier1_pj, "tier2_pj": tier2_pj, "cost_model": cost_model},
     }
     if robust is not None:
@@ -64,9 +70,14 @@ def board(records: list[dict], references: list[dict] = ()) -> dict:
     return only
 
 
-def markdown_rows(path: Path) -> list[list[str]]:
-    """The cells of each row of the markdown table in `path`, header included, rule excluded."""
-    rows = [line.strip("| ").split(" | ") for line in path.read_text().splitlines() if line.startswith("| ")]
+def markdown_rows(path: Path, every_table: bool = False) -> list[list[str]]:
+    """The cells of each row of the first markdown table in `path` (or of every table), header
+    included, rule excluded."""
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    end = len(lines) if every_table else next((i for i in range(start, len(lines)) if not lines[i].startswith("| ")),
+                                              len(lines))
+    rows = [line.strip("| ").split(" | ") for line in lines[start:end] if line.startswith("| ")]
     return [row for row in rows if set(row) != {"---"}]
 
 
@@ -94,7 +105,7 @@ def test_record_has_exactly_the_design_and_added_keys_and_carries_values_through
     carried = ("accuracy", "decision_step", "provenance", "hyperparameters", "citation", "T", "seed", "params")
     assert {key: record[key] for key in carried} == {key: evaluation[key] for key in carried}
     assert record["spikes_per_sample"] == 42.0
-    assert record["ops"] == {"dense": 2000, "acs": 420.0, "macs": 7.0, "neuron_updates": 80}
+    assert record["ops"] == {**OPS, "acs": 420.0, "macs": 7.0, "acs_every_step": 420.0, "macs_every_step": 7.0}
     assert record["energy"] == {"tier1_pj": 400.0, "tier2_pj": None, "cost_model": "45nm-fp32"}
     # relative corruption error = Σ_s error / Σ_s error of the ANN of the same dataset and seed
     #                           = (.2 + .3 + .4 + .5 + .6) / (.1 + .2 + .3 + .4 + .5) = 2.0 / 1.5
@@ -204,20 +215,24 @@ def test_markdown_and_csv_hold_every_column_for_one_run(tmp_path):
 
     energy_nj = (45678.0 * 0.9 + 1234.0 * 4.6) / 1000  # 41.1102 + 5.6764 = 46.7866 nJ
     header, row = markdown_rows(folder / "leaderboard.md")
-    assert header == ["method", "variant", "T", "accuracy (%)", "seeds", "mean decision step", "spikes/sample",
-                      "effective ACs", "effective MACs", "energy tier 1 (nJ)", "energy tier 2 (nJ)",
-                      "corruption accuracy (%)", "relative corruption error", "params", "train time (s)"]
-    assert row == ["ttfs", "tau=2", "16", "87.65", "1", "3.46", "123.5", "45,678", "1,234", f"{energy_nj:,.2f}",
-                   "—", "—", "—", "101,770", "61.2"]
+    assert header == ["method", "variant", "T", "rank", "accuracy (%)", "95% CI", "seeds", "val accuracy (%)",
+                      "mean decision step",
+                      "steps to baseline − 1 pp", "spikes/sample", "bits/sample", "effective ACs", "effective MACs",
+                      "energy tier 1 (nJ)", "energy tier 2 (nJ)", "corruption accuracy (%)",
+                      "relative corruption error", "params", "epochs", "optimizer steps", "train time (s)"]
+    # no baseline (ann) run on this board: no level to reach, "—"
+    assert row == ["ttfs", "tau=2", "16", "1 ★", "87.65", "—", "1", "86.65", "3.46", "—", "123.5", "123", "45,678", "1,234",
+                   f"{energy_nj:,.2f}", "—", "—", "—", "101,770", "1", "20", "61.2"]
     assert "`45nm-fp32`" in (folder / "leaderboard.md").read_text()
 
     [csv_row] = pd.read_csv(folder / "leaderboard.csv", keep_default_na=False).to_dict("records")
     assert csv_row == {
-        "method": "ttfs", "variant": "tau=2", "T": 16, "accuracy (%)": pytest.approx(87.65), "accuracy std (%)": "",
-        "seeds": 1, "mean decision step": 3.456, "spikes/sample": 123.45, "effective ACs": 45678.0,
+        "method": "ttfs", "variant": "tau=2", "T": 16, "rank": 1, "accuracy (%)": pytest.approx(87.65),
+        "accuracy std (%)": "", "accuracy 95% CI (±)": "", "seeds": 1, "val accuracy (%)": pytest.approx(86.65), "mean decision step": 3.456,
+        "steps to baseline − 1 pp": "", "spikes/sample": 123.45, "bits/sample": 123.45, "effective ACs": 45678.0,
         "effective MACs": 1234.0, "energy tier 1 (nJ)": pytest.approx(energy_nj), "energy tier 2 (nJ)": "",
-        "corruption accuracy (%)": "", "relative corruption error": "", "params": 101770,
-        "train time (s)": 61.25, "source": "",
+        "corruption accuracy (%)": "", "relative corruption error": "", "params": 101770, "epochs": 1,
+        "optimizer steps": 20, "train time (s)": 61.25, "source": "",
     }
 
 
@@ -286,13 +301,13 @@ def test_one_folder_per_dataset_and_profile_with_its_own_records(tmp_path):
     reports = tmp_path / "reports"
     written = build_report(tmp_path / "runs", reports, "ann")
 
-    names = ["leaderboard.json", "leaderboard.csv", "leaderboard.md", "accuracy_vs_energy.png",
-             "accuracy_vs_decision_step.png"]
+    names = ["leaderboard.json", "leaderboard.csv", "leaderboard.md", "comparisons.csv", "accuracy_vs_energy.png",
+             "accuracy_vs_decision_step.png", "accuracy_vs_step.png"]
     assert written == [reports / "leaderboard.json", *(reports / "digits-smoke" / n for n in names),
                        *(reports / "fashion-mnist-quick" / n for n in names), reports / "metrics.json",
                        reports / "plots" / "accuracy_vs_energy.csv", reports / "plots" / "accuracy_vs_T.csv"]
     subset = json.loads((reports / "fashion-mnist-quick" / "leaderboard.json").read_text())
-    assert subset["schema"] == 1
+    assert subset["schema"] == 2
     assert [(r["dataset"], r["seed"]) for r in subset["records"]] == [("fashion-mnist", 0), ("fashion-mnist", 1)]
     assert len(json.loads((reports / "leaderboard.json").read_text())["records"]) == 3
     assert not [path for path in reports.rglob("*") if path.name.endswith(".tmp")]
@@ -356,10 +371,10 @@ def test_robustness_and_early_exit_sections_in_the_markdown(tmp_path):
     folder = tmp_path / "reports" / "digits-smoke"
     text = (folder / "leaderboard.md").read_text()
     assert "## Robustness" in text and "### Decision step under corruption (early-exit methods)" in text
-    rows = {row[0]: row for row in markdown_rows(folder / "leaderboard.md")}
+    rows = {row[0]: row for row in markdown_rows(folder / "leaderboard.md", every_table=True)}
     # the robustness table comes after the leaderboard: its rows replace the leaderboard's in `rows`;
     # the early-exit table has ttfs only (ann answers at T = 1 and rate at T = 8)
-    shift_header = next(row for row in markdown_rows(folder / "leaderboard.md") if "shift, all corruptions" in row)
+    shift_header = next(row for row in markdown_rows(folder / "leaderboard.md", every_table=True) if "shift, all corruptions" in row)
     assert shift_header == ["method", "variant", "T", "clean decision step", "shift, all corruptions", "shift, noise",
                             "shift, blur"]
     assert rows["ttfs"][3:] == ["3.00", "+1.50", "+1.50", "+1.50"]  # 4.5 − 3.0 under every corruption
@@ -406,7 +421,7 @@ def test_metrics_and_plot_data_for_dvc_have_fixed_names(tmp_path):
     grid_records = [{**record, "hyperparameters": {"T": record["T"], "beta": 0.9}}
                     for record in collect_records(tmp_path / "runs", "ann")]
     write_json(tmp_path / "reports" / "grids" / "rate-T" / "records.json",
-               {"schema": 1, "grid": "rate-T", "records": grid_records})
+               {"schema": 2, "grid": "rate-T", "records": grid_records})
     write_leaderboard(collect_records(tmp_path / "runs", "ann"), tmp_path / "reports", "ann",
                       grids_dir=tmp_path / "reports" / "grids")
 

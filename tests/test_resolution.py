@@ -9,9 +9,10 @@ import yaml
 
 from benchmark.cli import main
 from benchmark.contract.errors import ConfigError
-from benchmark.contract.io import read_json
+from benchmark.contract.io import read_json, unpack_bits
 from benchmark.contract.registry import get_method
 from benchmark.data.events import Framer, Framing
+from benchmark.render.resolution import write_resolution_reports
 from benchmark.run.config import load_params
 from benchmark.sweeps.resolution import finer_framing
 from methods.sigma_delta import decay_factors
@@ -69,7 +70,7 @@ def test_a_tiny_sweep_trains_every_factor_and_evaluates_every_model_at_every_ste
     (root / "datasets" / "fashion-mnist" / "raw").symlink_to(root / "raw")  # where replay finds the images
     monkeypatch.chdir(root)
     assert main(["resolution", "tiny", "--no-progress"]) == 0
-    record = read_json(root / "reports" / "resolution" / "tiny" / "results.json")
+    record = read_json(root / "runs" / "resolution" / "tiny" / "results.json")
     for method in ("sigma-delta", "rate"):
         entry = record["methods"][method]
         assert set(entry["accuracy"]) == {"1", "2"} and all(set(row) == {"1", "2"} for row in entry["accuracy"].values())
@@ -87,6 +88,13 @@ def test_a_tiny_sweep_trains_every_factor_and_evaluates_every_model_at_every_ste
     seeds = record["methods"]["rate"]["seed_accuracy_at_dt"]
     assert seeds["0"] == record["methods"]["rate"]["accuracy"]["1"]["1"] and set(seeds) == {"0", "1"}
     assert record["methods"]["rate"]["seed_range_pp"] == pytest.approx(100 * abs(seeds["0"] - seeds["1"]))
+    at_dt = record["methods"]["rate"]["at_dt"]
+    assert set(at_dt) == {"0", "1"} and all(set(runs) == {"1", "2"} for runs in at_dt.values())
+    correct = unpack_bits(at_dt["1"]["2"]["correct"], 12)  # seed 1 trained at Δt, run at Δt/2
+    assert correct.mean() == pytest.approx(at_dt["1"]["2"]["accuracy"]) and at_dt["0"]["2"]["accuracy"] == pytest.approx(
+        record["methods"]["rate"]["accuracy"]["1"]["2"])
+    write_resolution_reports(root / "runs" / "resolution", root / "reports" / "resolution")  # the report stage's part
+    assert read_json(root / "reports" / "resolution" / "tiny" / "results.json") == record
     table = (root / "reports" / "resolution" / "tiny" / "table.md").read_text()
     assert "| sigma-delta | Δt/2 |" in table and (root / "reports" / "resolution" / "tiny" / "resolution.png").stat().st_size
     # a second run trains nothing again: the models exist

@@ -55,9 +55,13 @@ def make_record(method: str, seed: int, accuracy: float, *, dataset="digits", pr
                "neuron_updates": 10 * T}]
     return {
         "dataset": dataset, "profile": profile, "method": method, "family": family, "variant": variant, "arch": "mlp-s",
-        "T": T, "seed": seed, "accuracy": accuracy, "decision_step": {"mean": step, "p50": step, "p95": T},
-        "spikes_per_sample": 20.0 + seed, "ops": {"dense": 4736, "acs": 100.0 * seed + 200, "macs": 4096.0,
-                                                 "neuron_updates": 74 * T},
+        "T": T, "seed": seed, "accuracy": accuracy, "val_accuracy": accuracy - 0.01,
+        "decision_step": {"mean": step, "p50": step, "p95": T},
+        "anytime": {"accuracy": [accuracy * min(1.0, (t + 1) / step) for t in range(T)]},
+        "spikes_per_sample": 20.0 + seed, "bits_per_sample": 20.0 + seed,
+        "budget": {"epochs": 1, "optimizer_steps": 22, "train_seconds": 1.5},
+        "ops": {"dense": 4736, "acs": 100.0 * seed + 200, "macs": 4096.0, "neuron_updates": 74 * T,
+                "update_acs": 74 * T, "update_macs": 0, "acs_every_step": 100.0 * seed + 200, "macs_every_step": 4096.0},
         "energy": {"tier1_pj": tier1, "tier2_pj": tier2, "cost_model": "fp32-45nm"},
         "robustness": robust, "params": 4810, "footprint_bytes": 19240, "train_seconds": 1.5,
         "throughput_samples_per_s": 9000.0, "layers": layers,
@@ -113,7 +117,7 @@ def write_reports(root: Path, records: list[dict], references: list[dict] = ()) 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("reports")
-    write_json(root / "grids" / "rate-T" / "records.json", {"schema": 1, "grid": "rate-T", "records": GRID})
+    write_json(root / "grids" / "rate-T" / "records.json", {"schema": 2, "grid": "rate-T", "records": GRID})
     (root / "grids" / "rate-T" / "accuracy.png").write_bytes(tiny_png())
     written = build_site(write_reports(root, RECORDS, REFERENCES), root / "site")
     assert all(path.is_file() for path in written)
@@ -213,7 +217,7 @@ def test_a_stale_page_is_removed_and_a_foreign_folder_is_refused(tmp_path):
 
 def test_an_unknown_schema_is_refused_naming_the_file(tmp_path):
     write_json(tmp_path / "leaderboard.json", {"schema": 99, "records": RECORDS})
-    with pytest.raises(SiteError, match=r"leaderboard\.json has leaderboard schema 99.*reads schema 1"):
+    with pytest.raises(SiteError, match=r"leaderboard\.json has leaderboard schema 99.*reads schema 2"):
         build_site(tmp_path / "leaderboard.json", tmp_path / "site")
 
 
@@ -334,9 +338,10 @@ def header(table: str, label: str) -> str:
     return f"{table} thead th:nth-child({LEADERBOARD_COLUMNS.index(label) + 1})"
 
 
-LEADERBOARD_COLUMNS = ["method", "variant", "T", "accuracy (%)", "seeds", "decision step", "spikes/sample",
-                       "effective ACs", "effective MACs", "energy tier 1 (nJ)", "energy tier 2 (nJ)",
-                       "corruption accuracy (%)", "relative corruption error", "provenance"]
+LEADERBOARD_COLUMNS = ["method", "variant", "T", "accuracy (%)", "seeds", "val accuracy (%)", "decision step",
+                       "steps to baseline − 1 pp", "spikes/sample", "bits/sample", "effective ACs", "effective MACs",
+                       "energy tier 1 (nJ)", "energy tier 2 (nJ)", "corruption accuracy (%)",
+                       "relative corruption error", "epochs", "optimizer steps", "train time (s)", "provenance"]
 
 
 @needs_chromium
@@ -374,7 +379,7 @@ def test_leaderboard_renders_sorts_on_click_and_loads_every_plot(site, browser):
 def test_method_pages_load_their_images_and_sort(site, browser):
     browser.open(site / "methods" / "rate.html")
     loaded = browser.evaluate("Array.from(document.images, i => i.complete && i.naturalWidth > 0)")
-    assert loaded == [True, True]  # the grid's plot and the accuracy-vs-T sweep
+    assert loaded == [True, True, True]  # the board's anytime curves, the grid's plot, the accuracy-vs-T sweep
     grid = "#grid-rate-T + p + table"
     assert browser.evaluate(f"Array.from(document.querySelectorAll('{grid} tbody tr'), r => r.cells[0].textContent)") \
         == ["16", "4", "2"]  # accuracy, descending

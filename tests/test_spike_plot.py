@@ -87,7 +87,7 @@ def test_each_architecture_is_matched_against_its_own_ann_source():
 def test_report_and_site_plot_it_from_the_records(tmp_path):
     reports = tmp_path / "reports"
     for name, records in GRIDS.items():
-        write_json(reports / "grids" / name / "records.json", {"schema": 1, "grid": name, "records": records})
+        write_json(reports / "grids" / name / "records.json", {"schema": 2, "grid": name, "records": records})
     digits = make_record("rate", 0, 0.9)  # another board, no conversion method: no such plot there
     written = write_leaderboard([*LEADERBOARD, digits], reports, "ann", grids_dir=reports / "grids")
     plot = reports / "fashion-mnist-quick" / "accuracy_vs_spikes.png"

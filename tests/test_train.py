@@ -35,7 +35,7 @@ def _weights(path) -> dict[str, torch.Tensor]:
 def test_the_same_seed_gives_the_same_metrics(method, tmp_path, prepared_digits, monkeypatch):
     results = []
     for name in ("first", "second"):
-        monkeypatch.chdir(make_workspace(tmp_path / name, prepared_digits, **{f"methods.{method}.epochs": 2}))
+        monkeypatch.chdir(make_workspace(tmp_path / name, prepared_digits, **{"profiles.smoke.epochs": 2}))
         train_json, eval_json = _train_and_evaluate(method)
         results.append(([(h["loss"], h["val_accuracy"]) for h in train_json["history"]],
                         eval_json["accuracy"], eval_json["decision_step"]))
@@ -43,12 +43,12 @@ def test_the_same_seed_gives_the_same_metrics(method, tmp_path, prepared_digits,
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path, prepared_digits, monkeypatch):
-    changes = {"methods.rate.epochs": 3, "methods.rate.T": 4}
+    changes = {"profiles.smoke.epochs": 3, "methods.rate.T": 4}
     command = [sys.executable, "-m", "benchmark.cli", "train", "--method", "rate", *RUN]
-    # Bitwise equality across processes needs reproducible BLAS: MKL's sums otherwise depend on how
-    # many threads it takes when the machine is busy and on the buffers' memory alignment, which
-    # differs between a fresh and a resumed process (it failed once in CI in the last bits).
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MKL_CBWR": "COMPATIBLE"}
+    # Bitwise equality across processes needs reproducible BLAS (MKL's sums otherwise depend on how many
+    # threads it takes when the machine is busy and on the buffers' alignment): the CLI pins it
+    # (benchmark.run.numerics), as it does for every run.
+    env = dict(os.environ)
 
     killed = make_workspace(tmp_path / "killed", prepared_digits, **changes)
     crash = subprocess.run(command, cwd=killed, env={**env, FAULT_ENV: "1"}, capture_output=True, text=True)
@@ -89,19 +89,59 @@ def test_a_nan_loss_stops_the_run_naming_the_method_and_the_learning_rate(worksp
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun not installed")
-def test_two_process_distributed_training_matches_one_process(tmp_path, prepared_digits):
-    changes = {"methods.ann.epochs": 2}
+@pytest.mark.parametrize("method", ["ann", "sigma-delta"])  # the harness's loop (DDP), and a method's own train_step
+def test_two_process_distributed_training_matches_one_process(method, tmp_path, prepared_digits):
+    changes = {"profiles.smoke.epochs": 2}
     single = make_workspace(tmp_path / "single", prepared_digits, **changes)
-    subprocess.run([sys.executable, "-m", "benchmark.cli", "train", "--method", "ann", *RUN], cwd=single,
+    subprocess.run([sys.executable, "-m", "benchmark.cli", "train", "--method", method, *RUN], cwd=single,
                    check=True, capture_output=True)
     ddp = make_workspace(tmp_path / "ddp", prepared_digits, **changes)
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     result = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "benchmark.cli", "train",
-                             "--method", "ann", *RUN], cwd=ddp, capture_output=True, text=True,
+                             "--method", method, *RUN], cwd=ddp, capture_output=True, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert read_json(ddp / "runs/digits/ann/0/train.json")["world_size"] == 2
-    reference = _weights(single / "runs/digits/ann/0/model.pt")
-    distributed = _weights(ddp / "runs/digits/ann/0/model.pt")
+    assert read_json(ddp / f"runs/digits/{method}/0/train.json")["world_size"] == 2
+    reference = _weights(single / f"runs/digits/{method}/0/model.pt")
+    distributed = _weights(ddp / f"runs/digits/{method}/0/model.pt")
     for key, value in reference.items():
         assert torch.allclose(distributed[key], value, atol=1e-5), key
+
+
+def test_a_run_beside_a_busy_process_gives_bit_identical_weights(tmp_path, prepared_digits):
+    """The same commit, params and seed give the same weights bit for bit, whatever else the machine is
+    doing: the CLI pins the profile's threads and the numeric libraries (benchmark.run.numerics)."""
+    changes = {"profiles.smoke.threads": 2, "profiles.smoke.epochs": 2}
+    command = [sys.executable, "-m", "benchmark.cli", "train", "--method", "rate", *RUN]
+    quiet = make_workspace(tmp_path / "quiet", prepared_digits, **changes)
+    subprocess.run(command, cwd=quiet, check=True, capture_output=True)
+    busy = make_workspace(tmp_path / "busy", prepared_digits, **changes)
+    burner = subprocess.Popen([sys.executable, "-c", "import torch\ntorch.set_num_threads(2)\nx = torch.rand(512, 512)\n"
+                                                     "while True:\n    x = (x @ x).tanh()"])
+    try:
+        subprocess.run(command, cwd=busy, check=True, capture_output=True)
+    finally:
+        burner.kill()
+        burner.wait()
+    provenance = read_json(busy / "runs/digits/rate/0/train.json")["provenance"]
+    assert provenance["numerics"] == {"threads": 2, "deterministic": True, "mkl_cbwr": "AUTO", "mkl_dynamic": "FALSE"}
+    reference = _weights(quiet / "runs/digits/rate/0/model.pt")
+    for key, value in _weights(busy / "runs/digits/rate/0/model.pt").items():
+        assert torch.equal(value, reference[key]), key
+
+
+def test_git_dirty_counts_source_changes_not_the_pipelines_outputs(tmp_path, monkeypatch):
+    from benchmark.contract.provenance import git_state
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for folder, name in (("benchmark", "stage.py"), ("reports", "board.md")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_text("first\n")
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], check=True)
+    (tmp_path / "reports" / "board.md").write_text("regenerated by dvc repro\n")
+    assert git_state()[1] is False
+    (tmp_path / "benchmark" / "stage.py").write_text("edited\n")
+    assert git_state()[1] is True

@@ -17,7 +17,7 @@ from methods.ttfs import (StaticInputFolded, WSConv2d, WSLinear, data_driven_ini
                           standardize)
 from snn.arch import ArchSpec
 from snn.layers import Folded
-from snn.temporal import SingleSpikeIF, SingleSpikeOutput, fire_once
+from snn.temporal import SingleSpikeIF, SingleSpikeOutput
 from tests.digits import digits, full_loss, train_briefly
 import methods.ttfs  # noqa: F401  (import registers `ttfs`)
 

@@ -1,16 +1,20 @@
 """Atomic file output: every result is written to a temporary file in the same folder, then renamed.
 
 `os.replace` within one folder is atomic, so a reader (or an interrupted run) sees either the old
-file or the new one, never a half-written one.
+file or the new one, never a half-written one. Per-sample flags travel in JSON as packed bits
+(numpy's `packbits`, big-endian within a byte, then base64).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import uuid
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchmark.contract.errors import DataError
 
@@ -58,3 +62,13 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def pack_bits(flags: np.ndarray) -> str:
+    """Boolean flags as base64 text of their packed bits (8 per byte)."""
+    return base64.b64encode(np.packbits(np.asarray(flags, dtype=bool).ravel()).tobytes()).decode("ascii")
+
+
+def unpack_bits(text: str, count: int) -> np.ndarray:
+    """The first `count` flags of `pack_bits` text, as a bool array."""
+    return np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8), count=count).astype(bool)

@@ -123,6 +123,12 @@ class CodingMethod:
         """Prediction and decision step of every sample from the output `[T, B, classes]`."""
         raise NotImplementedError
 
+    def readout_at(self, output: Tensor, steps: int) -> Tensor:
+        """The prediction `[B]` available after `steps` of the T steps (the anytime view the harness
+        records for every method): by default `readout` applied to the output up to then,
+        `output[:steps]`. Override where a truncated output must be read otherwise."""
+        return self.readout(output[:steps]).prediction
+
     def initialize(self, encoded: Tensor) -> None:
         """Optional data-driven initialisation, called once before training (never on resume)
         with an encoded batch of training inputs `[T, B, ...]` (`encode` or `encode_frames`'s

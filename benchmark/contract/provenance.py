@@ -1,9 +1,15 @@
-"""Provenance carried by every result: commit, package versions, device, seed, data checksum."""
+"""Provenance carried by every result: commit, package versions, device, numeric settings, seed, data
+checksum.
+
+`git_dirty` says whether the source that makes results (the packages, params.yaml, dvc.yaml,
+pyproject.toml, grids/, scripts/) differs from the commit: the pipeline's own outputs (reports/,
+dvc.lock) do not count, so a `dvc repro` of a clean checkout records clean results."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -12,6 +18,7 @@ from typing import Any
 
 import torch
 
+SOURCE_PATHS = ("benchmark", "snn", "methods", "params.yaml", "dvc.yaml", "pyproject.toml", "grids", "scripts")
 PACKAGES = ("spikecode-bench", "torch", "torchvision", "snntorch", "tonic", "numpy", "dvc", "dvclive")
 
 
@@ -19,7 +26,7 @@ def git_state() -> tuple[str, bool]:
     """(commit, dirty) of the working tree; ("unknown", False) outside a git checkout."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS],
                                 capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False
@@ -42,6 +49,13 @@ def device_name(device: torch.device) -> str:
     return f"cpu: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads".replace("  ", " ")
 
 
+def numerics() -> dict[str, Any]:
+    """The numeric settings of this process (benchmark.run.numerics pins them): threads, deterministic
+    kernels, MKL's reproducibility and dynamic-thread settings."""
+    return {"threads": torch.get_num_threads(), "deterministic": torch.are_deterministic_algorithms_enabled(),
+            **{name.lower(): os.environ.get(name) for name in ("MKL_CBWR", "MKL_DYNAMIC")}}
+
+
 def params_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -53,6 +67,7 @@ def provenance(device: torch.device, dataset_sha256: str, settings: dict[str, An
         "git_dirty": dirty,
         "versions": package_versions(),
         "device": device_name(device),
+        "numerics": numerics(),
         "dataset_sha256": dataset_sha256,
         "params_hash": params_hash(settings),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -8,6 +8,9 @@ its events by that declaration, never by inspecting values (DESIGN.md, "The meth
     ternary      −1 / 0 / +1 signed spikes            ACs  (the weight is added or subtracted)
     graded       a spike carrying a payload of n bits MACs (the payload multiplies the weight)
     analog       real-valued activations              MACs
+
+An input that is the same at every time step (`constant`, e.g. `HELD_ANALOG`) is charged once per
+sample, whatever its kind.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ class OpSemantics:
     update_acs:     additions per neuron state update (e.g. IF: 1, the input is added).
     update_macs:    multiplications per neuron state update (e.g. LIF: 1, the leak β·U).
     stateful:       False for a stateless activation (ReLU): it performs no state update.
+    constant:       True when the events are the same at every time step (an analog image held as
+                    the input of every step): the receiving layer's products are charged once per
+                    sample, and each later step re-injects the held current at the receiving
+                    neuron's declared update cost (METHODS.md §8). Declared, never inferred.
     """
 
     event_kind: EventKind
@@ -49,6 +56,7 @@ class OpSemantics:
     update_acs: int = 0
     update_macs: int = 0
     stateful: bool = True
+    constant: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.event_kind, EventKind):
@@ -59,6 +67,7 @@ class OpSemantics:
 
 BINARY_SPIKES = OpSemantics(EventKind.BINARY, payload_bits=1)
 ANALOG_VALUES = OpSemantics(EventKind.ANALOG, payload_bits=32, stateful=False)
+HELD_ANALOG = OpSemantics(EventKind.ANALOG, payload_bits=32, stateful=False, constant=True)  # the same at every step
 
 
 def semantics_of(module) -> OpSemantics | None:

@@ -2,7 +2,12 @@
 
 Tier 1 (METHODS.md §8), a declared cost table priced on the op counter's totals:
 
-    E_tier1 = E_MAC · MACs + E_AC · ACs  (+ E_update · neuron_updates when the table prices updates)
+    E_tier1 = E_MAC · (MACs + update MACs) + E_AC · (ACs + update ACs)
+
+MACs, ACs are the effective synaptic ops; update MACs, update ACs what the neuron updates cost as each
+neuron declares it (`OpSemantics.update_macs`, `update_acs` per update: an IF neuron's V + I is one AC,
+a leak β·V one MAC), so a method is charged for the neurons it updates as well as for its synapses.
+A constant input's products are counted once per sample by the op counter (benchmark.metrics.ops).
 
 Tier 2, memory-aware, after Lemaire et al., "An Analytical Estimation of Spiking Neural Networks
 Energy Efficiency", ICONIP 2022 (METHODS.md §8). Per sample, summed over the layers of ops.json
@@ -11,7 +16,7 @@ Energy Efficiency", ICONIP 2022 (METHODS.md §8). Per sample, summed over the la
     E_tier2 = E_tier1                                                         compute
             + Σ_syn (ACs_l + MACs_l) · b_w / 64 · E_sram(W_l · b_w / 8)       weights
             + Σ_neu 2 · U_l · b_s / 64 · E_sram(N_l · b_s / 8)                state
-            + Σ_syn T · I_l · b_in,l / 64 · E_sram(I_l · b_in,l / 8)          io (reads)
+            + Σ_syn T_l · I_l · b_in,l / 64 · E_sram(I_l · b_in,l / 8)        io (reads)
             + Σ_out T · O_l · b_out,l / 64 · E_sram(O_l · b_out,l / 8)        io (writes)
 
     ACs_l, MACs_l  effective synaptic ops of layer l per sample: each one reads its weight
@@ -19,7 +24,8 @@ Energy Efficiency", ICONIP 2022 (METHODS.md §8). Per sample, summed over the la
     U_l            neuron state updates of layer l per sample (`neuron_updates`): each reads and
                    writes one membrane value (the factor 2); b_s the cost model's `state_bits`
     N_l            membrane values layer l holds (`state_elements`)
-    T              time steps per sample (ops.json `T`)
+    T              time steps per sample (ops.json `T`); T_l = 1 for a synaptic layer whose input is
+                   constant over the steps (`constant_input`: read once and held), else T
     I_l, O_l       elements of one sample's input / output of layer l at one step (`in_elements`,
                    `out_elements`)
     b_in, b_out    bits per element of those tensors: the declared payload of their events
@@ -71,6 +77,8 @@ from benchmark.contract.errors import ConfigError, DatasetSkipped, SpikeCodeErro
 from benchmark.contract.io import read_json, write_json
 from benchmark.metrics.ops import OpCounts
 
+ENERGY_METRICS_FILE = "energy_metrics.json"  # a run's two energies, for `dvc metrics show`
+
 
 class EnergyError(SpikeCodeError):
     """Op counts that cannot be priced: missing, written by an older version, or inconsistent."""
@@ -88,8 +96,8 @@ class CostModel(BaseModel):
 
     Tier 1 uses the op prices, tier 2 all of it (formulas in the module docstring):
 
-        e_ac_pj, e_mac_pj     E_AC, E_MAC: pJ per accumulate, per multiply-accumulate
-        e_neuron_update_pj    E_update: pJ per neuron state update; None: updates are not priced
+        e_ac_pj, e_mac_pj     E_AC, E_MAC: pJ per accumulate, per multiply-accumulate (synaptic ops
+                              and the neuron updates' declared ones alike)
         weight_bits           b_w: bits per stored weight
         activation_bits       bits per analog value moved between layers (activations, currents)
         state_bits            b_s: bits per stored membrane value
@@ -108,7 +116,6 @@ class CostModel(BaseModel):
     source: str
     e_ac_pj: float = Field(ge=0)
     e_mac_pj: float = Field(ge=0)
-    e_neuron_update_pj: float | None = Field(None, ge=0)
     weight_bits: int = Field(32, ge=1)
     activation_bits: int = Field(32, ge=1)
     state_bits: int = Field(32, ge=1)
@@ -152,7 +159,7 @@ def resolve_cost_model(spec: CostSpec) -> CostModel:
     if isinstance(spec, str):
         if spec not in PRESETS:
             raise ConfigError(f"unknown cost model {spec!r}; choose one of {', '.join(PRESETS)} "
-                              "or give a table {name, source, e_ac_pj, e_mac_pj[, e_neuron_update_pj]}")
+                              "or give a table {name, source, e_ac_pj, e_mac_pj}")
         return PRESETS[spec]
     if isinstance(spec, Mapping):
         try:
@@ -209,11 +216,14 @@ def _layers_for_tier2(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # --- tier 1 --------------------------------------------------------------------------------------
 
 
-def _compute_pj(totals: Mapping[str, float], model: CostModel, e_mac_pj: float) -> float:
-    energy = e_mac_pj * totals["macs"] + model.e_ac_pj * totals["acs"]
-    if model.e_neuron_update_pj is not None:
-        energy += model.e_neuron_update_pj * totals["neuron_updates"]
-    return float(energy)
+def _compute_pj(counts: Mapping[str, float], model: CostModel, e_mac_pj: float) -> float:
+    """E_MAC·(MACs + update MACs) + E_AC·(ACs + update ACs) of op totals or one layer's counts."""
+    missing = [key for key in ("update_acs", "update_macs") if key not in counts]
+    if missing:
+        raise EnergyError(f"the op counts lack {missing}: they were written by an older version of the op counter; "
+                          "re-run `spikecode evaluate`")
+    macs, acs = counts["macs"] + counts["update_macs"], counts["acs"] + counts["update_acs"]
+    return float(e_mac_pj * macs + model.e_ac_pj * acs)
 
 
 def tier1_energy(counts: OpsLike, cost_model: CostSpec = DEFAULT_COST_MODEL) -> dict[str, Any]:
@@ -254,7 +264,8 @@ def _tier2(ops: OpsLike, model: CostModel, activation_bits: int, e_mac_pj: float
             weights = _access_pj((layer["acs"] + layer["macs"]) * b_w, layer["weights"] * b_w, model)
             # the layer reads its whole input at every step
             b_in = _bits(layer["event_kind_in"], layer["in_bits"], activation_bits)
-            io += _access_pj(steps * layer["in_elements"] * b_in, layer["in_elements"] * b_in, model)
+            reads = 1 if layer.get("constant_input") else steps  # a constant input is read once and held
+            io += _access_pj(reads * layer["in_elements"] * b_in, layer["in_elements"] * b_in, model)
         else:
             # each state update reads and writes one membrane value
             state = _access_pj(2 * layer["neuron_updates"] * b_s, layer["state_elements"] * b_s, model)
@@ -302,7 +313,7 @@ def quantized_ann_reference(ops_of_ann: OpsLike, T: int, cost_model: CostSpec = 
                                               shifted additions of the weight (bit-serial
                                               arithmetic, shifts free), never more than the
                                               table's full MAC
-        tier 1   = E_MAC,k · MACs + E_AC · ACs (+ E_update · neuron_updates)
+        tier 1   = E_MAC,k · MACs + E_AC · ACs (an ANN's ReLUs update no state)
         tier 2   = the tier-2 formula with every analog tensor (the input image, activations,
                    logits) at k bits; weights and state at the cost model's widths
 
@@ -333,10 +344,11 @@ def quantized_ann_reference(ops_of_ann: OpsLike, T: int, cost_model: CostSpec = 
 # --- the energy stage ----------------------------------------------------------------------------
 
 CONVENTIONS = (
-    "per sample, pJ. tier 1 = E_MAC*MACs + E_AC*ACs (+ E_update*neuron_updates if priced). tier 2 (after "
+    "per sample, pJ. tier 1 = E_MAC*(MACs + update MACs) + E_AC*(ACs + update ACs), the neuron updates priced by "
+    "their declared cost, a constant input's products counted once. tier 2 (after "
     "Lemaire et al., ICONIP 2022) = tier 1 + weights (each effective AC/MAC reads its b_w-bit weight) + state "
     "(each neuron update reads and writes one b_s-bit membrane) + io (each synaptic layer reads its whole input "
-    "every step; every neuron layer, and a synaptic layer not followed by one, writes its output every step; "
+    "every step, a constant input once; every neuron layer, and a synaptic layer not followed by one, writes its output every step; "
     "spikes 1 bit, ternary 2, graded their payload, analog values activation_bits). Every b bits moved cost "
     "b/64 of a 64-bit SRAM access priced by the size of the memory holding that data (one memory per layer "
     "and kind of data): linear in log2(size) between 8 KiB 10 pJ, 32 KiB 20 pJ, 1 MiB 100 pJ, clamped "
@@ -377,5 +389,6 @@ def run_energy(run_dir: Path, cost_model: CostSpec = DEFAULT_COST_MODEL) -> dict
         "tier2_layers": tier2["layers"],
         "conventions": CONVENTIONS,
     }
+    write_json(run_dir / ENERGY_METRICS_FILE, {"energy_tier1_pj": energy["tier1_pj"], "energy_tier2_pj": energy["tier2_pj"]})
     write_json(run_dir / "energy.json", energy)
     return energy

@@ -25,6 +25,13 @@ Per synaptic layer and time step t (x[t] the input `[B, ...]`, nz = its nonzero 
                              borders and for any stride/padding/dilation
     effective ops are ACs when the producer's kind is binary/ternary, MACs when graded/analog.
 
+A constant input (the producer declares `constant`, e.g. an analog image held as the input of every
+step; benchmark/contract/semantics.py) is charged once per sample: dense[0] and effective[0] only,
+each later step re-injecting the held current at the receiving neuron's declared update cost (its
+neuron updates). The counter holds the declaration to the values: the first call checks that every
+step's input equals the first (`OpCountError` if not). The figure had every step's products been
+charged is kept per layer and in the totals as `acs_every_step` / `macs_every_step`.
+
 Per neuron layer (a module with `op_semantics`), y[t] its output `[B, ...]`:
 
     spikes[t]       = nonzeros of y[t]  (0 for an analog producer: its outputs are not spikes;
@@ -32,6 +39,8 @@ Per neuron layer (a module with `op_semantics`), y[t] its output `[B, ...]`:
     neurons         = elements of y[t] per sample
     neuron_updates  = neurons · T per sample when `stateful`, else 0
     update_acs      = neuron_updates · op_semantics.update_acs     (likewise update_macs)
+    bits            = spikes · out_bits: the bits on the wire (binary 1, ternary 2, graded its
+                      payload; an analog layer sends no events)
 
 Counting cost (the counter must not slow evaluation much: ≤ 20 % of inference, tests/perf):
 - a binary event is a 1 by declaration (benchmark/contract/semantics.py), so a binary layer's spikes[t] is
@@ -58,8 +67,10 @@ sample and per step, recorded as plain ints:
                     `stateful`, else 0 (always 0 for synaptic layers)
 
 Conventions:
-- Totals `acs`/`macs` are synaptic; a neuron's own update ops are reported per layer
-  (`update_acs`, `update_macs`) and priced in energy through `neuron_updates`.
+- Totals `acs`/`macs` are synaptic; a neuron's own update ops are reported per layer and in the
+  totals as `update_acs`, `update_macs` (priced in tier 1 like any AC and MAC).
+- `bits_per_sample` sums every layer's `bits`, beside `spikes_per_sample`, which counts events of
+  every kind alike.
 - BatchNorm is charged nothing: for inference it folds into the preceding layer's weights and bias.
 - Biases are not charged (one add per output, identical to the dense layer's).
 - Average pooling keeps its producer's kind: its 1/k² scale folds into the next layer's weights,
@@ -85,6 +96,8 @@ from benchmark.contract.semantics import ANALOG_VALUES, EventKind, OpSemantics, 
 from snn.layers import Folded
 
 SYNAPTIC = (nn.Linear, nn.Conv2d)
+TOTAL_KEYS = ("dense", "acs", "macs", "neuron_updates", "update_acs", "update_macs", "acs_every_step",
+              "macs_every_step")
 PASS_THROUGH = (
     nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout2d,
     nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.BatchNorm1d, nn.BatchNorm2d,
@@ -95,20 +108,24 @@ PASS_THROUGH = (
 class OpCounts:
     """Op counts per sample, averaged over the `samples` counted.
 
-    totals:            {dense, acs, macs, neuron_updates}
+    totals:            {dense, acs, macs, neuron_updates, update_acs, update_macs, acs_every_step,
+                       macs_every_step}
     spikes_per_sample: spikes of every spiking layer in the network, whole window
+    bits_per_sample:   bits on the wire of those spikes (spikes × payload bits)
     per_step:          {acs, macs, spikes}: tuples of length T
     layers:            one dict per synaptic or neuron layer, in network order: name, type,
                        event_kind_in, dense, acs, macs, spikes, spikes_per_neuron, neurons,
-                       neuron_updates, update_acs, update_macs, and the sizes of the module
-                       docstring: weights, weight_bytes, in_elements, out_elements, in_bits,
-                       event_kind_out, out_bits, state_elements
+                       neuron_updates, update_acs, update_macs, bits, constant_input,
+                       acs_every_step, macs_every_step, and the sizes of the module docstring:
+                       weights, weight_bytes, in_elements, out_elements, in_bits, event_kind_out,
+                       out_bits, state_elements
     """
 
     samples: int
     T: int
     totals: dict[str, float]
     spikes_per_sample: float
+    bits_per_sample: float
     per_step: dict[str, tuple[float, ...]]
     layers: tuple[dict[str, Any], ...]
 
@@ -118,6 +135,7 @@ class OpCounts:
             "T": self.T,
             "totals": dict(self.totals),
             "spikes_per_sample": self.spikes_per_sample,
+            "bits_per_sample": self.bits_per_sample,
             "per_step": {key: list(values) for key, values in self.per_step.items()},
             "layers": [dict(layer) for layer in self.layers],
         }
@@ -144,6 +162,7 @@ class _Tally:
 
     dense: int = 0
     effective: list[int] = field(default_factory=list)  # per step, summed over samples
+    every_step: int = 0  # effective ops had a constant input's products been charged at every step
     spikes: list[int] = field(default_factory=list)  # per step, summed over samples
     neurons: int = 0
     updates: int = 0
@@ -272,14 +291,22 @@ class OpCounter:
         layer = site.layer
         covers: dict[tuple, Tensor] = {}  # fan-out grid per input/output size: static, [H, W] ints
 
+        constant = site.producer.constant
+        checked = False  # a constant input: checked to be the same at every step on the first call
+
         @torch.no_grad()
         def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+            nonlocal checked
             tally = self._tallies[site.name]  # looked up per call: reset() replaces the tallies
             x = inputs[0]
             steps, batch = _time_batch(x, f"the input of {site.name!r}")
+            if constant and not checked:
+                _check_constant(x, site.name)
+                checked = True
             with per_step_threads(x):
-                effective, per_sample_dense = effective_ops(x, output)
-            tally.dense += per_sample_dense * steps * batch
+                effective, per_sample_dense = effective_ops(x[:1] if constant else x, output[:1])
+            tally.every_step += effective[0] * steps if constant else sum(effective)
+            tally.dense += per_sample_dense * (1 if constant else steps) * batch
             tally.in_elements, tally.out_elements = x[0, 0].numel(), output[0, 0].numel()
             _add(tally.effective, effective)
 
@@ -346,13 +373,16 @@ class OpCounter:
         for site in self.sites:
             tally = self._tallies[site.name]
             row = dict.fromkeys(("dense", "acs", "macs", "spikes", "spikes_per_neuron", "neurons",
-                                 "neuron_updates", "update_acs", "update_macs"), 0.0)
+                                 "neuron_updates", "update_acs", "update_macs", "bits", "acs_every_step",
+                                 "macs_every_step"), 0.0)
             row["neurons"] = 0
             row.update(in_elements=tally.in_elements, out_elements=tally.out_elements,
                        in_bits=site.producer.payload_bits)
             if site.semantics is None:
                 key = "acs" if site.kind_in.is_accumulate else "macs"
                 row["dense"], row[key] = tally.dense / n, sum(tally.effective) / n
+                row[f"{key}_every_step"] = tally.every_step / n
+                row["constant_input"] = site.producer.constant
                 _add(per_step[key], [value / n for value in tally.effective])
                 weight = site.layer.weight
                 row.update(weights=weight.numel(), weight_bytes=weight.numel() * weight.element_size(),
@@ -360,7 +390,7 @@ class OpCounter:
                            state_elements=0)
             else:
                 row.update(weights=0, weight_bytes=0, event_kind_out=site.semantics.event_kind.value,
-                           out_bits=site.semantics.payload_bits,
+                           out_bits=site.semantics.payload_bits, constant_input=False,
                            state_elements=tally.neurons if site.semantics.stateful else 0)
                 updates = tally.updates / n
                 row.update(
@@ -370,16 +400,18 @@ class OpCounter:
                     neuron_updates=updates,
                     update_acs=updates * site.semantics.update_acs,
                     update_macs=updates * site.semantics.update_macs,
+                    bits=sum(tally.spikes) / n * site.semantics.payload_bits,
                 )
                 _add(per_step["spikes"], [value / n for value in tally.spikes])
             type_name = type(site.layer).__name__
             layers.append({"name": site.name, "type": type_name, "event_kind_in": site.kind_in.value, **row})
-        totals = {key: sum(layer[key] for layer in layers) for key in ("dense", "acs", "macs", "neuron_updates")}
+        totals = {key: sum(layer[key] for layer in layers) for key in TOTAL_KEYS}
         return OpCounts(
             samples=n,
             T=steps,
             totals=totals,
             spikes_per_sample=sum(layer["spikes"] for layer in layers),
+            bits_per_sample=sum(layer["bits"] for layer in layers),
             per_step={key: tuple(values) for key, values in per_step.items()},
             layers=tuple(layers),
         )
@@ -427,6 +459,16 @@ def _binary_events(x: Tensor) -> Tensor:
     if not x.is_floating_point() or grid.shape[2] >= _EXACT_FLOAT_SUM:
         return _nonzeros(x, keep=1)
     return grid.sum(2, dtype=torch.float32).to(torch.int64).sum(1)
+
+
+def _check_constant(x: Tensor, name: str) -> None:
+    """Raises `OpCountError` unless every step of `x [T, B, ...]` equals its first, as a constant
+    input's declaration says."""
+    if x.shape[0] > 1 and not (x.stride(0) == 0 or torch.equal(x[1:], x[:1].expand_as(x[1:]))):
+        raise OpCountError(
+            f"the input of {name!r} is declared constant over the time steps (OpSemantics.constant) but "
+            "changes between steps; declare its kind without `constant` (benchmark/contract/semantics.py)"
+        )
 
 
 def _check_binary(x: Tensor, name: str) -> None:

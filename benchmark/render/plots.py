@@ -30,6 +30,8 @@ CAPTIONS = {
     "accuracy_vs_energy_tier2.png": "Accuracy against energy tier 2 (compute and memory traffic), Pareto front "
                                     "ringed; error bars: one std over seeds",
     "accuracy_vs_decision_step.png": "Accuracy against the mean decision step; error bars: one std over seeds",
+    "accuracy_vs_step.png": "Anytime accuracy: each method's readout of its output up to step t, against t; the "
+                            "dashed line is the baseline's accuracy less 1 pp; bands: one std over seeds",
     "decision_step_shift.png": "Decision-step shift under corruption, early-exit methods, per corruption family",
     "accuracy_vs_T.png": "Accuracy against the number of time steps T (T sweeps and grids with a T axis)",
     "accuracy_vs_spikes.png": "Conversion methods: accuracy against spikes per sample (T sweeps and leaderboard "
@@ -42,7 +44,8 @@ def plot_order(name: str) -> tuple:
     """The order of a board's plots on a page: energy, decision step, severity (by family), the
     decision-step shift, accuracy vs T, accuracy vs spikes."""
     order = ["accuracy_vs_energy.png", "accuracy_vs_energy_tier2.png", "accuracy_vs_decision_step.png",
-             "accuracy_vs_severity_", "decision_step_shift.png", "accuracy_vs_T.png", "accuracy_vs_spikes.png"]
+             "accuracy_vs_step.png", "accuracy_vs_severity_", "decision_step_shift.png", "accuracy_vs_T.png",
+             "accuracy_vs_spikes.png"]
     position = next((i for i, prefix in enumerate(order) if name.startswith(prefix)), len(order))
     return position, name
 
@@ -66,6 +69,8 @@ def board_plots(board: dict) -> dict[str, bytes]:
         plots[name] = plot_accuracy_vs(rows, tier, label, "log", title, scale=1 / PJ_PER_UNIT[unit], pareto=True)
     plots["accuracy_vs_decision_step.png"] = plot_accuracy_vs(rows, "decision_step", "mean decision step (time steps)",
                                                               "linear", title)
+    if any(row["anytime"] for row in board["rows"]):
+        plots["accuracy_vs_step.png"] = plot_anytime(board["rows"], board["baseline"], title)
     robust = board["robustness"]["rows"]
     for family in board["robustness"]["families"]:
         plots[f"accuracy_vs_severity_{_file_part(family)}.png"] = plot_severity(robust, family, title)
@@ -132,6 +137,33 @@ def plot_accuracy_vs(rows: list[dict], key: str, x_label: str, x_scale: str, tit
     axes.grid(alpha=0.3)
     if shown:
         axes.legend(fontsize="small")
+    return _png(figure)
+
+
+def plot_anytime(rows: list[dict], baseline: dict, title: str) -> bytes:
+    """Accuracy of each row's readout after step t against t (log axis when T reaches 16), a band of
+    one std over seeds, and the baseline's accuracy less its margin as a dashed line."""
+    figure = _figure()
+    axes = figure.subplots()
+    for row, marker in zip(rows, cycle(MARKERS)):
+        if not row["anytime"]:
+            continue
+        steps = list(range(1, len(row["anytime"]) + 1))
+        means = [_number(mean) for mean, _ in row["anytime"]]
+        stds = [_zero_if_missing(std) for _, std in row["anytime"]]
+        line = axes.plot(steps, means, marker=marker, markersize=4, label=f"{row['label']}, T={row['T']}")[0]
+        axes.fill_between(steps, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
+                          color=line.get_color(), alpha=0.15, linewidth=0)
+    if not missing(baseline["accuracy"]):
+        level = baseline["accuracy"] - baseline["anytime_margin_pp"]
+        axes.axhline(level, linestyle="--", color="0.3", linewidth=1,
+                     label=f"{baseline['method']} − {baseline['anytime_margin_pp']:g} pp = {level:.2f} %")
+    if max((len(row["anytime"]) for row in rows), default=0) >= 16:
+        axes.set_xscale("log", base=2)
+    axes.set(xlabel="time step t (the readout of the output up to t)", ylabel="accuracy (%)",
+             title=f"{title}: accuracy after each step")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
     return _png(figure)
 
 

@@ -16,6 +16,10 @@
                                                   (`dvc metrics show`, `dvc exp show`)
     reports/plots/accuracy_vs_energy.csv          the plotted points, fixed column names, and the
     reports/plots/accuracy_vs_T.csv               T sweeps, grids included (`dvc plots show`)
+    reports/<dataset>-<profile>/comparisons.csv   every paired test of the board (benchmark.results.comparisons)
+    reports/timings.md                            where the reproduction's time went (runs/timings.jsonl)
+    reports/resolution/<name>/                    each resolution sweep's results.json (from runs/resolution/),
+                                                  its table.md and resolution.png
 
 Published figures enter only as labelled reference rows, after the measured rows and never
 aggregated with them. The static site (benchmark.render.site) is built from leaderboard.json and
@@ -31,11 +35,16 @@ import pandas as pd
 
 from benchmark.contract.io import atomic_write_bytes, atomic_write_text, write_json
 from benchmark.render.plots import board_plots, plot_accuracy_vs_T
-from benchmark.render.tables import board_markdown, leaderboard_table, robustness_table, stat
+from benchmark.render.resolution import write_resolution_reports
+from benchmark.render.tables import (board_markdown, comparisons_table, leaderboard_table, robustness_table, stat,
+                                     timings_markdown)
 from benchmark.results.aggregate import missing
 from benchmark.results.records import (SCHEMA, ReportError, checked_reference, collect_records, load_grids,
                                        unique_items)
 from benchmark.results.summary import summary
+from benchmark.results.timings import timing_summary
+from benchmark.run.paths import TIMINGS_FILE
+from benchmark.run.timings import load_timings
 
 PLOT_COLUMNS = ["dataset", "profile", "method", "variant", "T", "label", "seeds", "accuracy", "accuracy_std",
                 "decision_step", "energy_tier1_nj", "energy_tier2_nj", "corruption_accuracy"]
@@ -51,30 +60,36 @@ def method_plot(reports_dir: Path, method: str) -> Path:
 
 
 def build_report(runs_dir: Path, reports_dir: Path, baseline: str, references: Iterable[dict] = (),
-                 grids_dir: Path | None = None) -> list[Path]:
+                 grids_dir: Path | None = None, budget_exceptions: dict[str, dict[str, str]] | None = None) -> list[Path]:
     """Collect every run under `runs_dir` and write the reports under `reports_dir` (`write_leaderboard`)."""
     records = collect_records(runs_dir, baseline)
+    write_resolution_reports(Path(runs_dir) / "resolution", Path(reports_dir) / "resolution")
+    timings = load_timings(Path(runs_dir) / TIMINGS_FILE.name)
+    if timings:
+        atomic_write_text(Path(reports_dir) / "timings.md", timings_markdown(timing_summary(timings)))
     if not records:
         raise ReportError(
             f"no results to report: {runs_dir} holds no <dataset>/<method>/<seed>/eval.json; "
             "run `dvc repro`, or `spikecode train`, `spikecode evaluate` and `spikecode energy` first"
         )
-    return write_leaderboard(records, reports_dir, baseline, references, grids_dir)
+    return write_leaderboard(records, reports_dir, baseline, references, grids_dir, budget_exceptions)
 
 
 def write_leaderboard(records: list[dict], reports_dir: Path, baseline: str, references: Iterable[dict] = (),
-                      grids_dir: Path | None = None) -> list[Path]:
+                      grids_dir: Path | None = None,
+                      budget_exceptions: dict[str, dict[str, str]] | None = None) -> list[Path]:
     """Write every file of the module docstring from `records`; return the paths.
 
     `references` are published figures, {"dataset", "method", "accuracy" in [0, 1], "source",
     optional "T" and "variant"}; only those for datasets present in `records` are shown, each once.
     `grids_dir` (reports/grids) adds the grids' points to the sweeps, curves and method summaries.
-    `baseline`: the method every other is held against (params.yaml `run.baseline`).
+    `baseline`: the method every other is held against (params.yaml `run.baseline`);
+    `budget_exceptions`: {profile: {method: reason}} (params.yaml `profiles.<p>.budget_exceptions`).
     """
     reports_dir = Path(reports_dir)
     datasets = {record["dataset"] for record in records}
     references = unique_items([ref for ref in map(checked_reference, references) if ref["dataset"] in datasets])
-    document = summary(records, references, load_grids(grids_dir), baseline)
+    document = summary(records, references, load_grids(grids_dir), baseline, budget_exceptions)
     path = reports_dir / "leaderboard.json"
     write_json(path, {"schema": SCHEMA, "records": records, "references": references, "summary": document})
     written = [path]
@@ -94,7 +109,8 @@ def _write_board(folder: Path, board: dict, records: list[dict]) -> list[Path]:
     write_json(board_json, {"schema": SCHEMA, "records": records, "references": board["references"]})
     atomic_write_text(board_csv, leaderboard_table(board).to_csv(index=False))
     atomic_write_text(board_md, board_markdown(board))
-    written = [board_json, board_csv, board_md]
+    atomic_write_text(folder / "comparisons.csv", comparisons_table(board).to_csv(index=False))
+    written = [board_json, board_csv, board_md, folder / "comparisons.csv"]
     if board["robustness"]["rows"]:
         written.append(folder / "robustness.csv")
         atomic_write_text(written[-1], robustness_table(board).to_csv(index=False))

@@ -108,12 +108,17 @@ def _data_value(value: Any) -> str:
 
 
 def _stat_html(stat: list, template: str = "{:.2f}", scale: float = 1.0) -> Markup:
-    mean, std = stat
+    """"mean ± std" (std in a span), the 95 % confidence interval of the mean as its tooltip."""
+    mean, std = stat[:2]
     if missing(mean):
         return Markup("—")
     text = escape(template.format(mean * scale))
     if not missing(std):
         text += Markup(' <span class="sd">± {}</span>').format(template.format(std * scale).lstrip("+"))
+    half = stat[2] if len(stat) > 2 else None
+    if not missing(half):
+        low, high = template.format((mean - half) * scale), template.format((mean + half) * scale)
+        return Markup('<span title="95 % CI of the mean: [{}, {}]">{}</span>').format(low, high, text)
     return Markup(text)
 
 
@@ -199,6 +204,9 @@ class _Site:
             "docstring": (sys.modules[cls.__module__].__doc__ or "").strip() if cls is not None else "",
             "results": results, "hyperparameters": _hyperparameters(cls, records),
             "layers": [(board, row) for board, row in results if row.get("layers")], "layer_columns": LAYER_COLUMNS,
+            "anytime_plots": [(board, f"../{board['anchor']}/accuracy_vs_step.png") for board in self.boards
+                              if any(row["method"] == method for row in board["rows"])
+                              and "accuracy_vs_step.png" in dict(board["plots"])],
             "ablations": ablations, "sweep_plot": sweep_plot and Path(sweep_plot).name,
         }
 

@@ -1,6 +1,7 @@
 """The one aggregation: records collapse over their seeds into rows, one row per group (by default
-(method, variant, T)), every metric of SUMMARY_METRICS as (mean, sample std with ddof = 1) over the
-group's seeds; nan where undefined (the std of one seed). Every table, plot and comparison of the
+(method, variant, T)), every metric of SUMMARY_METRICS as (mean, sample std with ddof = 1, half-width
+of the 95 % confidence interval of the mean: t_{0.975, n−1}·std/√n) over the group's seeds; nan
+where undefined (std and interval of one seed). Every table, plot and comparison of the
 reports is built from these rows (benchmark.results.series, benchmark.results.summary).
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 import math
 import statistics
 from typing import Any, Callable, Iterable
+
+from benchmark.results.statistics import mean_ci
 
 NAN = float("nan")
 RUN_KEY: Callable[[dict], tuple] = lambda record: (record["method"], record["variant"], record["T"])  # noqa: E731
@@ -25,6 +28,14 @@ def missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def mean_std_ci(values: Iterable[float | None]) -> tuple[float, float, float]:
+    """(mean, sample std, half-width of the 95 % t-interval of the mean) of the values (None left out)."""
+    present = [float(value) for value in values if value is not None]
+    mean, low, _ = mean_ci(present)
+    std = statistics.stdev(present) if len(present) > 1 else NAN
+    return mean, std, (mean - low) if len(present) > 1 else NAN
+
+
 def mean_std(values: Iterable[float | None]) -> Stat:
     """(mean, sample std, ddof = 1) of the values given (None left out); nan where undefined."""
     present = [float(value) for value in values if value is not None]
@@ -36,8 +47,10 @@ def mean_std(values: Iterable[float | None]) -> Stat:
 # Per-seed values summarize() averages: key -> value of one record (None: not measured).
 SUMMARY_METRICS: dict[str, Callable[[dict], float | None]] = {
     "accuracy": lambda r: 100 * r["accuracy"],
+    "val_accuracy": lambda r: None if r.get("val_accuracy") is None else 100 * r["val_accuracy"],
     "decision_step": lambda r: r["decision_step"]["mean"],
     "spikes": lambda r: r["spikes_per_sample"],
+    "bits": lambda r: r.get("bits_per_sample"),
     "acs": lambda r: r["ops"]["acs"],
     "macs": lambda r: r["ops"]["macs"],
     "dense": lambda r: r["ops"].get("dense"),
@@ -47,13 +60,15 @@ SUMMARY_METRICS: dict[str, Callable[[dict], float | None]] = {
     "relative_error": lambda r: (r.get("robustness") or {}).get("relative_error"),
     "params": lambda r: r.get("params"),
     "train_seconds": lambda r: r.get("train_seconds"),
+    "epochs": lambda r: (r.get("budget") or {}).get("epochs"),
+    "optimizer_steps": lambda r: (r.get("budget") or {}).get("optimizer_steps"),
 }
 
 
 def summarize(records: list[dict], by: Callable[[dict], tuple] = RUN_KEY) -> list[dict]:
     """One entry per group of `records` with the same `by(record)`, in the order first met: "key",
     "method", "variant", "T", "label", "family" (of the group's first record), "records" (one per
-    seed), "seeds" and, for every key of SUMMARY_METRICS, (mean, std) over the group."""
+    seed), "seeds" and, for every key of SUMMARY_METRICS, (mean, std, CI half-width) over the group."""
     groups: dict[tuple, list[dict]] = {}
     for record in records:
         groups.setdefault(by(record), []).append(record)
@@ -61,8 +76,18 @@ def summarize(records: list[dict], by: Callable[[dict], tuple] = RUN_KEY) -> lis
         "key": key, "method": members[0]["method"], "variant": members[0]["variant"], "T": members[0]["T"],
         "label": row_label(members[0]["method"], members[0]["variant"]), "family": members[0].get("family", ""),
         "records": members, "seeds": [r["seed"] for r in members],
-        **{name: mean_std(value(r) for r in members) for name, value in SUMMARY_METRICS.items()},
+        **{name: mean_std_ci(value(r) for r in members) for name, value in SUMMARY_METRICS.items()},
+        "anytime": anytime_curve(members),
     } for key, members in groups.items()]
+
+
+def anytime_curve(records: list[dict]) -> list[Stat]:
+    """(mean, std) over the records of the accuracy (%) after each step t = 1..T (their `anytime`
+    curves, which share T within a row); empty when none was recorded."""
+    curves = [r["anytime"]["accuracy"] for r in records if r.get("anytime")]
+    if not curves:
+        return []
+    return [mean_std(100 * curve[t] for curve in curves if t < len(curve)) for t in range(max(map(len, curves)))]
 
 
 def by_dataset_profile(records: list[dict]) -> dict[tuple[str, str], list[dict]]:

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Literal
 
 from benchmark.contract.errors import SpikeCodeError
 from benchmark.contract.io import read_json
-from benchmark.results.records import RECORD_KEYS, SCHEMA, collect_records, record_order, unique_items
+from benchmark.results.records import PROVENANCE_KEYS, RECORD_KEYS, SCHEMA, collect_records, record_order, unique_items
 
 IDENTITY = ("dataset", "profile", "method", "variant", "T", "seed")
 SETTINGS = ("params_hash", "dataset_sha256")  # of the provenance
@@ -121,6 +121,12 @@ def load_records(path: Path, baseline: str | None = None) -> tuple[str, list[dic
         missing = [key for key in RECORD_KEYS if not isinstance(record, dict) or key not in record]
         if missing:
             raise MergeError(f"{path}: record {index} lacks {missing}; it is not a schema-{SCHEMA} result record")
+        provenance = record["provenance"] if isinstance(record["provenance"], dict) else {}
+        missing = [key for key in PROVENANCE_KEYS if provenance.get(key) is None]
+        if missing:
+            raise MergeError(f"{path}: record {index} ({_run_name(record)}) has no {missing} in its provenance; "
+                             "a result that cannot be traced to its code, settings and data is not merged: "
+                             "re-run it with this version of spikecode")
     return str(path), records, list(document.get("references") or [])
 
 

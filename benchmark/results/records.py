@@ -3,12 +3,17 @@
 Reads `runs/<dataset>/<method>/<seed>/{eval,train,ops,energy,robust}.json` (written by the
 pipeline's stages) and makes one record per run (DESIGN.md, "The result record"):
 
-    dataset, profile, method, family, variant, arch, T, seed, accuracy, decision_step, params,
-    footprint_bytes, throughput_samples_per_s, hyperparameters, citation, provenance   (eval.json)
-    spikes_per_sample, ops {dense, acs, macs, neuron_updates}, layers                  (ops.json)
+    dataset, profile, method, family, variant, arch, T, seed, accuracy, val_accuracy, decision_step,
+    anytime {accuracy: [per step]}, params, footprint_bytes, throughput_samples_per_s,
+    hyperparameters, citation, provenance                                              (eval.json)
+    spikes_per_sample, bits_per_sample, ops {dense, acs, macs, neuron_updates, update_acs,
+    update_macs, acs_every_step, macs_every_step}, layers                               (ops.json)
     energy {tier1_pj, tier2_pj, cost_model}                                             (energy.json)
-    train_seconds, converted_from {method, arch, accuracy} or null                       (train.json)
+    train_seconds, budget {epochs, optimizer_steps, train_seconds},
+    converted_from {method, arch, accuracy} or null                                      (train.json)
     robustness {mean_accuracy, relative_error, baseline, per_corruption} or null         (robust.json)
+    samples {n, correct, decision_step, by_step_correct, robust_correct} or null          (predictions.npz,
+                                                            robust_predictions.npz; benchmark.results.samples)
 
 `relative_error` is the corruption error against the run of the baseline method (`run.baseline` in
 params.yaml) of the same dataset and seed (benchmark.metrics.corruption), null until that run has
@@ -26,20 +31,25 @@ from typing import Iterable
 from benchmark.contract.errors import SpikeCodeError
 from benchmark.contract.io import read_json
 from benchmark.metrics.corruption import relative_corruption_error
+from benchmark.results.samples import from_run as samples_from_run
 
-SCHEMA = 1  # of reports/leaderboard.json
-EVAL_SCHEMA = 1  # of the eval.json this module reads
+SCHEMA = 2  # of reports/leaderboard.json (2: constant inputs charged once, neuron updates priced in tier 1)
+EVAL_SCHEMA = 2  # of the eval.json this module reads
 
 # Files a run needs besides eval.json, and the stage that writes each.
 STAGE_FILES = {"train.json": "spikecode train", "ops.json": "spikecode evaluate", "energy.json": "spikecode energy"}
-EVAL_KEYS = ("dataset", "profile", "method", "family", "variant", "arch", "T", "seed", "accuracy", "decision_step",
-             "params", "footprint_bytes", "throughput_samples_per_s", "hyperparameters", "citation", "provenance")
-OP_KEYS = ("dense", "acs", "macs", "neuron_updates")
+EVAL_KEYS = ("dataset", "profile", "method", "family", "variant", "arch", "T", "seed", "accuracy", "val_accuracy",
+             "decision_step", "anytime", "params", "footprint_bytes", "throughput_samples_per_s", "hyperparameters",
+             "citation", "provenance")
+OP_KEYS = ("dense", "acs", "macs", "neuron_updates", "update_acs", "update_macs", "acs_every_step", "macs_every_step")
 ENERGY_KEYS = ("tier1_pj", "tier2_pj", "cost_model")
 # Keys every record must have (DESIGN.md, "The result record"), e.g. to be merged.
-RECORD_KEYS = ("dataset", "profile", "method", "variant", "arch", "T", "seed", "accuracy", "decision_step",
-               "spikes_per_sample", "ops", "energy", "robustness", "params", "footprint_bytes", "train_seconds",
-               "throughput_samples_per_s", "layers", "provenance")
+RECORD_KEYS = ("dataset", "profile", "method", "variant", "arch", "T", "seed", "accuracy", "val_accuracy",
+               "decision_step", "anytime", "spikes_per_sample", "bits_per_sample", "ops", "energy", "robustness",
+               "params", "footprint_bytes", "train_seconds", "budget", "throughput_samples_per_s", "layers",
+               "provenance")
+# What a record's provenance must say for its result to be reproduced (benchmark.contract.provenance).
+PROVENANCE_KEYS = ("git_commit", "git_dirty", "versions", "device", "numerics", "dataset_sha256", "params_hash")
 
 
 class ReportError(SpikeCodeError):
@@ -68,16 +78,19 @@ def collect_records(runs_dir: Path, baseline: str | None = None) -> list[dict]:
 def _record(run_dir: Path, baseline: str | None) -> dict:
     evaluation = _read_eval(run_dir / "eval.json")
     train, ops, energy = (_read_stage_file(run_dir, name) for name in STAGE_FILES)
-    ops = _pick(ops, ("spikes_per_sample", "ops", "layers"), run_dir / "ops.json")
+    ops = _pick(ops, ("spikes_per_sample", "bits_per_sample", "ops", "layers"), run_dir / "ops.json")
     return {
         **evaluation,
         "spikes_per_sample": ops["spikes_per_sample"],
+        "bits_per_sample": ops["bits_per_sample"],
         "ops": _pick(ops["ops"], OP_KEYS, run_dir / "ops.json"),
         "energy": _pick(energy, ENERGY_KEYS, run_dir / "energy.json"),
         "robustness": _read_robustness(run_dir, baseline),
         "train_seconds": _pick(train, ("train_seconds",), run_dir / "train.json")["train_seconds"],
+        "budget": _pick(train, ("budget",), run_dir / "train.json")["budget"],
         "layers": ops["layers"],
         "converted_from": _converted_from(train),
+        "samples": samples_from_run(run_dir),
     }
 
 

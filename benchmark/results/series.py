@@ -80,22 +80,31 @@ def _sortable(value: Any) -> tuple:
     return (1, 0.0, json.dumps(value, sort_keys=True) if not isinstance(value, str) else value)
 
 
+def chosen_point(points: list[dict]) -> int | None:
+    """The index of the point chosen on validation: the highest mean validation accuracy (the first of
+    equals), never the test accuracy; None when no point has a validation accuracy."""
+    scored = [(point["val_accuracy"][0], -index) for index, point in enumerate(points)
+              if point.get("val_accuracy") and point["val_accuracy"][0] == point["val_accuracy"][0]]
+    return -max(scored)[1] if scored else None
+
+
 def main_effects(axes: list[str], points: list[dict]) -> list[dict]:
-    """For every axis of two or more values and each of its values: the mean accuracy over all the
-    other axes' combinations, its gap to the axis's best value, and the number of points."""
+    """For every axis of two or more values and each of its values: the mean validation accuracy over
+    all the other axes' combinations, its gap to the axis's best value, and the number of points
+    (an ablation's summary, ranked on validation as every choice is)."""
     effects = []
     for index, axis in enumerate(axes):
         values: dict[str, list[float]] = {}
         shown: dict[str, Any] = {}
         for point in points:
             key = json.dumps(point["point"][index], sort_keys=True)
-            values.setdefault(key, []).append(point["accuracy"][0])
+            values.setdefault(key, []).append(point["val_accuracy"][0])
             shown[key] = point["point"][index]
         if len(values) < 2:
             continue
         means = {key: statistics.fmean(accuracies) for key, accuracies in values.items()}
         best = max(means.values())
-        effects += [{"axis": axis, "value": shown[key], "mean_accuracy": mean, "vs_best": mean - best,
+        effects += [{"axis": axis, "value": shown[key], "mean_val_accuracy": mean, "vs_best": mean - best,
                      "points": len(values[key])} for key, mean in means.items()]
     return effects
 

@@ -12,10 +12,11 @@ import statistics
 from typing import Any, Sequence
 
 from benchmark.data.corruptions import OFFICIAL_FAMILIES
+from benchmark.results.comparisons import board_comparisons
 from benchmark.results.aggregate import NAN, by_dataset_profile, mean_std, missing, summarize
 from benchmark.results.records import ReportError
-from benchmark.results.series import (grid_axes, grid_points, matched_levels, matched_points, spike_curves,
-                                      t_sweeps)
+from benchmark.results.series import (chosen_point, grid_axes, grid_points, matched_levels, matched_points,
+                                      spike_curves, t_sweeps)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -169,9 +170,10 @@ def slug(text: str) -> str:
 
 
 def board(records: list[dict], references: list[dict], grids: dict[str, list[dict]], baseline: str,
-          ids: dict[int, str]) -> dict[str, Any]:
+          ids: dict[int, str], budget_exceptions: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything shown of one (dataset, profile): `records` are its runs, `references` its paper
-    figures, `grids` every grid's records (this board's are picked out), `ids` record id by id()."""
+    figures, `grids` every grid's records (this board's are picked out), `ids` record id by id(),
+    `budget_exceptions` the profile's declared exceptions to the same budget (method -> reason)."""
     dataset, profile = records[0]["dataset"], records[0]["profile"]
     rows = sorted(summarize(records), key=lambda row: (-row["accuracy"][0], row["method"], row["variant"], row["T"]))
     robust = robustness_rows(records)
@@ -179,11 +181,20 @@ def board(records: list[dict], references: list[dict], grids: dict[str, list[dic
                    for name, members in grids.items()}
     curves = [curve for curve in spike_curves(records, grids) if (curve["dataset"], curve["profile"]) == (dataset, profile)]
     levels = matched_levels(records, board_grids, baseline)
+    reference = baseline_accuracy(rows, baseline)
+    for row in rows:
+        row["steps_to_baseline"] = steps_to_reach(row["anytime"], reference - ANYTIME_MARGIN_PP)
+    comparisons = board_comparisons(rows)
+    _mark_ranks(rows, comparisons["accuracy"])
+    _mark_ranks(robust, comparisons["corruption_accuracy"])
     return {
         "dataset": dataset, "profile": profile, "title": f"{dataset} ({profile} profile)",
         "cost_model": cost_model_of(records, dataset, profile),
         "units": {"tier1_pj": energy_unit(records), "tier2_pj": energy_unit(records, "tier2_pj")},
         "has_tier2": any(record["energy"].get("tier2_pj") is not None for record in records),
+        "baseline": {"method": baseline, "accuracy": reference, "anytime_margin_pp": ANYTIME_MARGIN_PP},
+        "budget_exceptions": {method: reason for method, reason in (budget_exceptions or {}).items()
+                              if any(record["method"] == method for record in records)},
         "rows": [{**_public(row, ids), "layers": layer_stats(row["records"])} for row in rows],
         "references": sorted(references, key=lambda ref: -ref["accuracy"]),
         "flips": tier_flips(rows),
@@ -191,7 +202,40 @@ def board(records: list[dict], references: list[dict], grids: dict[str, list[dic
         "sweeps": [sweep for sweep in t_sweeps(records, grids)
                    if (sweep["dataset"], sweep["profile"]) == (dataset, profile)],
         "spike_curves": curves, "matched_levels": levels, "matched": matched_points(curves, levels) if curves else {},
+        "comparisons": {"accuracy": comparisons["accuracy"]["pairs"],
+                        "corruption_accuracy": comparisons["corruption_accuracy"]["pairs"],
+                        "anytime": {t: {"labels": [_key(row) for row in rows], **found}
+                                    for t, found in comparisons["anytime"].items()}},
     }
+
+
+def _key(row: dict) -> str:
+    return row["label"] + f"|T={row['T']}"
+
+
+def _mark_ranks(rows: list[dict], compared: dict) -> None:
+    """Each row's tie-aware "rank" and "top" (benchmark.results.comparisons), found by its label and T."""
+    labels = compared.get("labels") or [_key(row) for row in rows]
+    by_key = dict(zip(labels, zip(compared["ranks"], compared["top"])))
+    for row in rows:
+        row["rank"], row["top"] = by_key.get(_key(row), (None, False))
+
+
+ANYTIME_MARGIN_PP = 1.0  # "steps to reach the baseline's accuracy − 1 pp"
+
+
+def baseline_accuracy(rows: list[dict], baseline: str) -> float:
+    """The mean accuracy (%) of the baseline's default row of a board (the best of its rows when it
+    has several); nan when the board has no baseline run."""
+    own = [row for row in rows if row["method"] == baseline]
+    default = [row for row in own if not row["variant"]] or own
+    return max((row["accuracy"][0] for row in default), default=NAN)
+
+
+def steps_to_reach(curve: list[tuple[float, float]], level: float) -> int | None:
+    """The first step t (1-based) at which the mean anytime accuracy reaches `level` (%); None when it
+    never does (or the level is undefined)."""
+    return next((t for t, (mean, _) in enumerate(curve, start=1) if mean >= level), None)
 
 
 def method_summary(method: str, records: list[dict], grids: dict[str, list[dict]], ids: dict[int, str]) -> dict:
@@ -201,13 +245,17 @@ def method_summary(method: str, records: list[dict], grids: dict[str, list[dict]
     for name, members in own_grids.items():
         if members:
             axes = grid_axes(members)
-            points = sorted(grid_points(axes, members), key=lambda row: -row["accuracy"][0])
+            points = grid_points(axes, members)
+            chosen = chosen_point(points)
+            points = [{**point, "chosen": index == chosen} for index, point in enumerate(points)]
+            points.sort(key=lambda row: -row["val_accuracy"][0] if not missing(row["val_accuracy"][0]) else math.inf)
             ablations[name] = {"axes": axes, "points": [_public(point, ids) for point in points],
                                "boards": sorted({f'{r["dataset"]} ({r["profile"]})' for r in members})}
     return {"sweeps": t_sweeps([r for r in records if r["method"] == method], own_grids), "grids": ablations}
 
 
-def summary(records: list[dict], references: list[dict], grids: dict[str, list[dict]], baseline: str) -> dict:
+def summary(records: list[dict], references: list[dict], grids: dict[str, list[dict]], baseline: str,
+            budget_exceptions: dict[str, dict[str, str]] | None = None) -> dict:
     """The aggregated document of reports/leaderboard.json: "boards" (one per dataset and profile),
     "methods" (each method's sweeps and grids), "sweeps" (every accuracy-vs-T series),
     "record_ids" (aligned with `records`) and
@@ -215,7 +263,8 @@ def summary(records: list[dict], references: list[dict], grids: dict[str, list[d
     leaderboard_ids, grid_ids = record_ids(records, grids)
     ids = {id(record): rid for record, rid in zip(records, leaderboard_ids)}
     ids.update({id(record): rid for grid, members in grids.items() for record, rid in zip(members, grid_ids[grid])})
-    boards = [board(subset, [ref for ref in references if ref["dataset"] == dataset], grids, baseline, ids)
+    boards = [board(subset, [ref for ref in references if ref["dataset"] == dataset], grids, baseline, ids,
+                    (budget_exceptions or {}).get(profile))
               for (dataset, profile), subset in by_dataset_profile(records).items()]
     methods = sorted({r["method"] for r in records} | {r["method"] for members in grids.values() for r in members})
     document = {"boards": boards, "methods": {method: method_summary(method, records, grids, ids) for method in methods},

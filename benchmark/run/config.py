@@ -35,11 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from benchmark.contract.errors import ConfigError
 from benchmark.data.event_camera import EventCamera
 from benchmark.data.events import Framing
+from benchmark.run.paths import DATASETS_DIR, DEFAULT_PARAMS, RUNS_DIR  # noqa: F401  (re-exported)
 from snn.arch import ArchSpec
 
-DEFAULT_PARAMS = Path("params.yaml")
-RUNS_DIR = Path("runs")
-DATASETS_DIR = Path("datasets")
 
 
 class _Strict(BaseModel):
@@ -70,8 +68,12 @@ class RunMatrix(_Strict):
 
 class Profile(_Strict):
     description: str = ""
-    epochs: int = Field(ge=1)
+    epochs: int = Field(ge=1, description="every trained method's epochs (the same budget for all)")
     batch_size: int = Field(ge=1)
+    threads: int = Field(ge=1, description="CPU threads of every run (fixed: the numerics depend on it; "
+                                           "benchmark.run.numerics)")
+    budget_exceptions: dict[str, str] = Field(default_factory=dict, description="method -> the reason it trains "
+                                              "with other epochs or batch size than the profile's (shown in the report)")
     eval_batch_size: int = Field(1000, ge=1)
     train_subset: int | None = Field(None, ge=1, description="first N training samples (smoke tests)")
     test_subset: int | None = Field(None, ge=1)
@@ -167,6 +169,7 @@ def load_params(path: Path = DEFAULT_PARAMS) -> Params:
     except ValidationError as error:
         raise ConfigError(f"{path}:\n  " + "\n  ".join(_describe(item) for item in error.errors())) from None
     params.active_profile()  # the selected profile must exist
+    _check_budgets(path, params)
     if params.run.baseline not in params.methods:
         raise ConfigError(f"{path}: run.baseline is {params.run.baseline!r}, which `methods` does not define "
                           f"(defined: {', '.join(params.methods)}); name the method every other is held against")
@@ -176,6 +179,25 @@ def load_params(path: Path = DEFAULT_PARAMS) -> Params:
             raise ConfigError(f"{path}: datasets.{dataset}.methods overrides {', '.join(unknown)}, which `methods` does "
                               f"not define (defined: {', '.join(params.methods)}); fix the name or add the method")
     return params.model_copy(update={"grids": {**params.grids, **_grid_files(path, params)}})
+
+
+def _check_budgets(path: Path, params: Params) -> None:
+    """Same budget: within a profile every trained method of the run matrix trains the profile's epochs
+    with its batch size, unless the profile's `budget_exceptions` names the method with a reason."""
+    trained = dict.fromkeys([*params.run.methods, *params.run.events.methods])
+    datasets = [*params.run.datasets, *params.run.events.datasets]
+    for profile_name, profile in params.profiles.items():
+        for method in (m for m in trained if m in params.methods and m not in profile.budget_exceptions):
+            for dataset in datasets:
+                overrides = params.datasets[dataset].methods.get(method, {}) if dataset in params.datasets else {}
+                settings = {**(params.methods[method] or {}), **profile.methods.get(method, {}), **overrides}
+                for key, budget in (("epochs", profile.epochs), ("batch_size", profile.batch_size)):
+                    if settings.get(key) not in (None, budget):
+                        raise ConfigError(
+                            f"{path}: method {method!r} trains with {key} = {settings[key]} in profile {profile_name!r} "
+                            f"(on {dataset}), the profile's is {budget}: every trained method gets the same budget. "
+                            f"Remove the override, or declare the exception with its reason under "
+                            f"profiles.{profile_name}.budget_exceptions.{method}")
 
 
 def _grid_files(path: Path, params: Params) -> dict[str, Grid]:

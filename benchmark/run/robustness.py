@@ -29,6 +29,7 @@ Event data: frames uint8 `[N, T_f, C, H, W]`; the method maps `[T_f, B, C, H, W]
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -39,7 +40,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from benchmark.contract.errors import ConfigError, DataError
-from benchmark.contract.io import read_json, write_json
+from benchmark.contract.io import atomic_write_bytes, read_json, write_json
 from benchmark.contract.method import CodingMethod
 from benchmark.data.corruptions import (CORRUPTIONS, OFFICIAL_FAMILIES, SEVERITIES, corrupt, get_corruption,
                                         load_cifar10_c, load_mnist_c, sample_seed)
@@ -49,7 +50,8 @@ from benchmark.data.prepared import META_FILE, frames_to_float, to_unit_float
 from benchmark.data.registry import FrameFormat, get_dataset
 from benchmark.data.replay import replay_events
 from benchmark.run.config import DATASETS_DIR, RunSpec
-from benchmark.run.inputs import Frames, Images, InputFormat
+from benchmark.run.inputs import Frames, Images, InputFormat, input_format
+from benchmark.run.paths import ROBUST_METRICS_FILE, ROBUST_PREDICTIONS_FILE
 from benchmark.run.runtime import load_for_evaluation, predict
 
 # `sample_seed` stream ids of the method's own randomness (stochastic encoders), apart from the
@@ -79,15 +81,24 @@ class Corruptions:
     sets: list[CorruptedSet]
 
 
+@dataclass(frozen=True)
+class CorruptionResults:
+    """What `evaluate_corrupted` measured: the robust.json `record`, and each corrupted set's per-sample
+    correctness (`correct`: "<corruption>@<severity>" -> bool `[N]`) for the paired statistics."""
+
+    record: dict[str, Any]
+    correct: dict[str, np.ndarray]
+
+
 @torch.no_grad()
 def evaluate_corrupted(method: CodingMethod, fmt: InputFormat, clean: Inputs | None, labels: Tensor,
                        corruptions: Corruptions, *, device: torch.device | str, batch_size: int, seed: int,
-                       progress: bool = True) -> dict[str, Any]:
+                       progress: bool = True) -> CorruptionResults:
     """Accuracy and mean decision step of `method` on every corrupted set, and on the clean inputs
     when `clean` is given. The encoder's generator is re-seeded per (corruption, severity) from
     `seed`, so the results of one corruption do not depend on which others are evaluated.
 
-    Returns {"per_corruption": {name: {"family", "source" ("generated" | "official"), "severities",
+    The record: {"per_corruption": {name: {"family", "source" ("generated" | "official"), "severities",
     "accuracy": [per severity], "decision_step_mean": [per severity]}}, "mean_accuracy", "seed", and
     "clean_accuracy", "clean_decision_step_mean" when `clean` is given}.
     """
@@ -96,31 +107,35 @@ def evaluate_corrupted(method: CodingMethod, fmt: InputFormat, clean: Inputs | N
     device = torch.device(device)
     record: dict[str, Any] = {}
     if clean is not None:
-        accuracy, step = _score(method, fmt, clean, labels.cpu(), device, batch_size,
-                                _generator(seed, _CLEAN_STREAM, 0))
+        accuracy, step, _ = _score(method, fmt, clean, labels.cpu(), device, batch_size,
+                                   _generator(seed, _CLEAN_STREAM, 0))
         record["clean_accuracy"], record["clean_decision_step_mean"] = accuracy, step
+    correct = {}
     per_corruption = {name: {"family": family, "source": source, "severities": [], "accuracy": [],
                              "decision_step_mean": []} for name, (family, source) in corruptions.entries.items()}
     for item in tqdm(corruptions.sets, desc=f"robustness {method.name}", unit="set", disable=not progress):
-        accuracy, step = _score(method, fmt, item.inputs, item.labels.cpu(), device, batch_size,
-                                _generator(seed, item.stream, item.severity))
+        accuracy, step, correct[f"{item.name}@{item.severity}"] = _score(
+            method, fmt, item.inputs, item.labels.cpu(), device, batch_size, _generator(seed, item.stream, item.severity))
         entry = per_corruption[item.name]
         entry["severities"].append(item.severity)
         entry["accuracy"].append(accuracy)
         entry["decision_step_mean"].append(step)
     means = [sum(e["accuracy"]) / len(e["accuracy"]) for e in per_corruption.values() if e["accuracy"]]
-    return {"per_corruption": per_corruption,
-            "mean_accuracy": sum(means) / len(means) if means else float("nan"), "seed": seed, **record}
+    return CorruptionResults({"per_corruption": per_corruption,
+                              "mean_accuracy": sum(means) / len(means) if means else float("nan"), "seed": seed,
+                              **record}, correct)
 
 
 def _score(method: CodingMethod, fmt: InputFormat, inputs: Inputs, labels: Tensor, device: torch.device,
-           batch_size: int, generator: torch.Generator) -> tuple[float, float]:
-    """(accuracy, mean decision step) over `labels`' samples, their inputs made one batch at a time."""
+           batch_size: int, generator: torch.Generator) -> tuple[float, float, np.ndarray]:
+    """(accuracy, mean decision step, per-sample correctness) over `labels`' samples, their inputs
+    made one batch at a time."""
     count = len(labels)
     readout = predict(method, (inputs(start, min(start + batch_size, count)) for start in range(0, count, batch_size)),
-                      fmt, device, generator)
+                      fmt, device, generator, anytime=False)
     n = max(count, 1)
-    return int((readout.prediction == labels).sum()) / n, float(readout.decision_step.double().sum()) / n
+    correct = readout.prediction == labels
+    return int(correct.sum()) / n, float(readout.decision_step.double().sum()) / n, correct.numpy()
 
 
 def _generator(seed: int, stream: int, severity: int) -> torch.Generator:
@@ -176,7 +191,7 @@ def evaluate_robustness(method: CodingMethod, images_uint8: Tensor, labels: Tens
     fixes the corrupted images (pass the same one for every method compared)."""
     sets = image_corruptions(images_uint8, labels, seed, corruptions, official)
     return evaluate_corrupted(method, Images(), _slices(images_uint8) if include_clean else None, labels, sets,
-                              device=device, batch_size=batch_size, seed=seed, progress=progress)
+                              device=device, batch_size=batch_size, seed=seed, progress=progress).record
 
 
 # --- event data -----------------------------------------------------------------------------------
@@ -224,7 +239,7 @@ def evaluate_event_robustness(method: CodingMethod, events: Sequence[np.ndarray]
     fmt = Frames(FrameFormat(T=framer.framing.T, binary=framer.framing.binary))
     clean = (lambda start, stop: frames_to_float(frames_uint8[start:stop].cpu())) if include_clean else None
     return evaluate_corrupted(method, fmt, clean, labels, sets, device=device, batch_size=batch_size, seed=seed,
-                              progress=progress)
+                              progress=progress).record
 
 
 def corrupted_frames(events: Sequence[np.ndarray], framer: Framer, name: str, severity: int, seed: int,
@@ -263,7 +278,8 @@ def official_sets(dataset: str, root) -> dict[str, tuple[Tensor, Tensor]]:
 
 
 def run_robustness(spec: RunSpec, progress: bool = True) -> dict[str, Any]:
-    """The `robustness` stage: writes `<run>/robust.json` for one trained run.
+    """The `robustness` stage: writes `<run>/robust.json` for one trained run, and each corrupted set's
+    per-sample correctness to `<run>/robust_predictions.npz`.
 
     Every method is evaluated on the same corrupted inputs: the corruption seed is the profile's
     `corruption_seed`, never the run's seed. An event dataset's first `robustness_samples` test
@@ -274,15 +290,24 @@ def run_robustness(spec: RunSpec, progress: bool = True) -> dict[str, Any]:
         samples, labels = samples[:spec.profile.robustness_samples], labels[:spec.profile.robustness_samples]
     seed = spec.profile.corruption_seed
     options = {"device": device, "batch_size": spec.profile.eval_batch_size, "seed": seed, "progress": progress}
+    fmt = input_format(data)
     if data.frames is not None:
         framer = prepared_framer(spec.dataset, DATASETS_DIR)
         events = replay_events(spec.dataset, "test", range(len(labels)), DATASETS_DIR)
-        result = evaluate_event_robustness(method, events, samples, labels, framer=framer, **options)
-        result.update({"samples": len(labels), "framing": framer.framing.model_dump()})
+        sets = event_corruptions(events, samples, labels, framer, seed)
+        extra = {"framing": framer.framing.model_dump()}
     else:
         official = official_sets(spec.dataset, DATASETS_DIR)
-        result = evaluate_robustness(method, samples, labels, official=official or None, **options)
-        result.update({"samples": len(labels), "official_sets": sorted(official)})
+        sets = image_corruptions(samples, labels, seed, official=official or None)
+        extra = {"official_sets": sorted(official)}
+    clean = lambda start, stop: fmt.to_inputs(samples[start:stop].cpu())  # noqa: E731
+    results = evaluate_corrupted(method, fmt, clean, labels, sets, **options)
+    result = {**results.record, "samples": len(labels), **extra}
+    names = sorted(results.correct)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, names=np.array(names), correct=np.stack([results.correct[n] for n in names]))
+    atomic_write_bytes(spec.run_dir / ROBUST_PREDICTIONS_FILE, buffer.getvalue())
+    write_json(spec.run_dir / ROBUST_METRICS_FILE, {"corruption_accuracy": result["mean_accuracy"]})
     write_json(spec.run_dir / "robust.json", result)
     return result
 

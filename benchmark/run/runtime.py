@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from benchmark.contract.errors import SpikeCodeError
 from benchmark.contract.io import atomic_torch_save, read_json
-from benchmark.contract.method import CodingMethod, Readout
+from benchmark.contract.method import CodingMethod
 from benchmark.contract.registry import create_method
 from benchmark.data.prepared import Prepared, load_prepared
 from benchmark.run.config import RunSpec
@@ -144,26 +144,47 @@ def batches(samples: Tensor, batch_size: int, fmt: InputFormat) -> Iterable[Tens
     return (fmt.to_inputs(samples[start:start + batch_size]) for start in range(0, len(samples), batch_size))
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """What a method decided for every sample: `prediction` `[N]` and `decision_step` `[N]` (its
+    readout), and `by_step` `[T, N]`: the prediction of its readout applied to the output up to step
+    t = 1..T (`CodingMethod.readout_at`), the anytime view every method gets (`[0, N]` when not asked
+    for)."""
+
+    prediction: Tensor
+    decision_step: Tensor
+    by_step: Tensor
+
+    def accuracy(self, labels: Tensor) -> float:
+        return int((self.prediction == labels).sum()) / max(len(labels), 1)
+
+
 @torch.no_grad()
 def predict(method: CodingMethod, inputs: Iterable[Tensor], fmt: InputFormat, device: torch.device | str,
             generator: torch.Generator | None, progress: bool = False, desc: str = "evaluate",
-            total: int | None = None) -> Readout:
-    """The readout of every sample of `inputs` (float input batches on the CPU, as `fmt.to_inputs` makes
-    them): each batch is moved to `device`, encoded (`fmt.encode`, drawing from `generator`), run
-    and read out. Returns the concatenated `Readout` (prediction `[N]`, decision step `[N]`) on the CPU."""
-    predictions, steps = [], []
+            total: int | None = None, anytime: bool = True) -> Predictions:
+    """The predictions of every sample of `inputs` (float input batches on the CPU, as `fmt.to_inputs`
+    makes them): each batch is moved to `device`, encoded (`fmt.encode`, drawing from `generator`),
+    run, read out, and, with `anytime`, read out at every step. Returns them concatenated, on the CPU."""
+    predictions, steps, by_step = [], [], []
     for x in tqdm(inputs, desc=desc, leave=False, disable=not progress, total=total):
-        readout = method.readout(method.network(fmt.encode(method, x.to(device), generator)))
+        output = method.network(fmt.encode(method, x.to(device), generator))
+        readout = method.readout(output)
         predictions.append(readout.prediction.cpu())
         steps.append(readout.decision_step.cpu())
-    if not predictions:  # no samples (e.g. an empty validation split)
-        return Readout(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
-    return Readout(torch.cat(predictions), torch.cat(steps))
+        if anytime:
+            by_step.append(torch.stack([method.readout_at(output, t) for t in range(1, len(output) + 1)]).cpu())
+    prediction = torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.long)
+    decision_step = torch.cat(steps) if steps else torch.zeros(0, dtype=torch.long)
+    read = torch.cat(by_step, dim=1) if by_step else torch.zeros(method.T if anytime else 0, len(prediction),
+                                                                 dtype=torch.long)
+    return Predictions(prediction, decision_step, read)
 
 
 def accuracy(method: CodingMethod, samples: Tensor, labels: Tensor, fmt: InputFormat, device: torch.device | str,
              batch_size: int, seed: int) -> float:
     """Top-1 accuracy of `method` in eval mode on uint8 `samples`, the encoder seeded by `seed`."""
     method.network.eval()
-    readout = predict(method, batches(samples, batch_size, fmt), fmt, device, torch.Generator().manual_seed(seed))
-    return int((readout.prediction == labels).sum()) / max(len(labels), 1)
+    predictions = predict(method, batches(samples, batch_size, fmt), fmt, device, torch.Generator().manual_seed(seed),
+                          anytime=False)
+    return predictions.accuracy(labels)

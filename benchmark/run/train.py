@@ -153,7 +153,13 @@ def _train_loop(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Proc
         procs.barrier()
     if live is not None:
         live.end()
-    return _finish(spec, method, data, procs, history, elapsed)
+    budget = {"epochs": len(history), "optimizer_steps": _optimizer_steps(optimizer)}
+    return _finish(spec, method, data, procs, history, elapsed, budget)
+
+
+def _optimizer_steps(optimizer: torch.optim.Optimizer) -> int:
+    """The optimizer steps taken so far (Adam counts them per parameter; a resumed run's carry on)."""
+    return max((int(state["step"]) for state in optimizer.state.values() if "step" in state), default=0)
 
 
 class _GradientAveraging:
@@ -243,11 +249,14 @@ def _inject_fault(epoch: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _finish(spec, method, data, procs, history, elapsed) -> dict[str, Any]:
+def _finish(spec, method, data, procs, history, elapsed, budget) -> dict[str, Any]:
+    """Writes model.pt and train.json; `budget`: {epochs, optimizer_steps} of the training (for a
+    conversion, its source's), recorded with the training seconds as the run's budget."""
     method.network.to("cpu")
     summary = {
         "dataset": spec.dataset, "method": spec.method, "seed": spec.seed, "profile": spec.profile_name,
         "epochs": len(history), "train_seconds": elapsed, "history": history, "fingerprint": spec.fingerprint(),
+        "budget": {**budget, "train_seconds": elapsed},
         "world_size": procs.world_size,
         "provenance": provenance(procs.device, data.sha256, spec.hyperparameters),
     }
@@ -290,5 +299,6 @@ def convert(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Processe
     history = [{"epoch": 0, "source": str(model_file(source_spec.run_dir)),
                 "source_fingerprint": source_train["fingerprint"], "conversion_seconds": elapsed}]
     spec.run_dir.mkdir(parents=True, exist_ok=True)
-    return _finish(spec, method, data, procs, history, elapsed + source_train["train_seconds"])
+    budget = {key: source_train["budget"][key] for key in ("epochs", "optimizer_steps")}
+    return _finish(spec, method, data, procs, history, elapsed + source_train["train_seconds"], budget)
 

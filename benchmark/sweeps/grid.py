@@ -36,7 +36,7 @@ from benchmark.render.plots import plot_grid
 from benchmark.render.tables import grid_cell, markdown_table, stat
 from benchmark.results.records import SCHEMA, collect_records
 from benchmark.results.series import grid_points as aggregate_points
-from benchmark.results.series import main_effects
+from benchmark.results.series import chosen_point, main_effects
 from benchmark.run.config import DATASETS_DIR, RUNS_DIR, Params, RunSpec, resolve_run
 from benchmark.run.evaluate import evaluate
 from benchmark.run.runtime import trained_summary
@@ -44,9 +44,10 @@ from benchmark.run.train import source_of, train
 
 GRIDS_RUNS = RUNS_DIR / "grids"
 GRIDS_REPORTS = Path("reports") / "grids"
-TABLE_METRICS = {"accuracy": ("accuracy", 0), "decision_step": ("decision_step", 0),
-                 "spikes_per_sample": ("spikes", 0), "energy_tier1_nj": ("tier1_pj", 0),
-                 "accuracy_std": ("accuracy", 1)}
+TABLE_METRICS = {"val_accuracy": ("val_accuracy", 0), "accuracy": ("accuracy", 0), "accuracy_std": ("accuracy", 1),
+                 "decision_step": ("decision_step", 0), "spikes_per_sample": ("spikes", 0),
+                 "energy_tier1_nj": ("tier1_pj", 0)}
+CHOSEN = "◀ chosen"  # the point a default may take: the best validation accuracy
 
 
 def point_label(method: str, point: dict[str, Any]) -> str:
@@ -115,29 +116,35 @@ def run_grid(params: Params, name: str, profile: str | None = None, progress: bo
 
 def grid_table(axes: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per point, by axis values: the axis values, then the key metrics' means over seeds
-    (accuracy %, decision step, spikes/sample, tier-1 nJ), the accuracy's std and the seeds."""
+    (validation and test accuracy %, the test accuracy's std, decision step, spikes/sample, tier-1 nJ),
+    the seeds, and the mark of the point chosen on validation (`chosen_point`)."""
+    points = aggregate_points(axes, records)
+    chosen = chosen_point(points)
     rows = []
-    for point in aggregate_points(axes, records):
+    for index, point in enumerate(points):
         row = dict(zip(axes, point["point"]))
         for column, (metric, part) in TABLE_METRICS.items():
             value = stat(point[metric])[part]
             row[column] = value / 1e3 if metric == "tier1_pj" else value
         row["seeds"] = len(point["seeds"])
+        row["choice"] = CHOSEN if index == chosen else ""
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*axes, *TABLE_METRICS, "seeds"])
+    return pd.DataFrame(rows, columns=[*axes, *TABLE_METRICS, "seeds", "choice"])
 
 
 def write_grid_report(name: str, axes: list[str], records: list[dict[str, Any]], out: Path) -> list[Path]:
     points = aggregate_points(axes, records)
     table = grid_table(axes, records)
     paths = [out / "table.md", out / "table.csv", out / "records.json", out / "accuracy.png"]
-    text = f"# Grid `{name}`\n\n" + markdown_table(table, grid_cell) + "\n"
+    text = (f"# Grid `{name}`\n\nAccuracy in %, mean over seeds. Settings are chosen on the validation split "
+            f"(`val_accuracy`): `{CHOSEN}` marks the point a default may take; the test accuracy is read once per "
+            "point, never to choose.\n\n" + markdown_table(table, grid_cell) + "\n")
     if len(axes) > 1:
-        effects = pd.DataFrame(main_effects(axes, points), columns=["axis", "value", "mean_accuracy", "vs_best",
+        effects = pd.DataFrame(main_effects(axes, points), columns=["axis", "value", "mean_val_accuracy", "vs_best",
                                                                     "points"])
-        text += ("\n## Main effects\n\nMean accuracy (%) at each value of an axis, over every combination of the "
-                 "other axes; `vs_best` is the gap to that axis's best value.\n\n" + markdown_table(effects, grid_cell)
-                 + "\n")
+        text += ("\n## Main effects\n\nMean validation accuracy (%) at each value of an axis, over every combination "
+                 "of the other axes; `vs_best` is the gap to that axis's best value.\n\n"
+                 + markdown_table(effects, grid_cell) + "\n")
     atomic_write_text(paths[0], text)
     atomic_write_text(paths[1], table.to_csv(index=False))
     write_json(paths[2], {"schema": SCHEMA, "grid": name, "records": records})

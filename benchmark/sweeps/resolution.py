@@ -17,10 +17,14 @@ For each method m of the sweep and each pair of factors (j, k) in `factors`, on 
 
 both in percentage points; `tolerance_pp` (1 pp) is the invariance criterion the table marks. A
 retrained model differs from the Δt one by its training too: `reference_seeds` trains more seeds at
-Δt, and the range of their A(1 → 1) is the scale the retrained shift is read against.
+Δt, and the range of their A(1 → 1) is the scale the retrained shift is read against. Every seed
+trained at Δt is also run at every Δt/k, and its per-sample correctness is kept ("at_dt": {seed: {k:
+{accuracy, correct}}}, correct as packed bits, benchmark.contract.io), so the claims table can test
+"trained at Δt, run at Δt/k" with the paired bootstrap over seeds and test samples.
 
 `spikecode resolution NAME` runs sweep NAME of params.yaml `resolution:` and writes
-`reports/resolution/NAME/{results.json, table.md, resolution.png}`. The framed subsets are cached
+`runs/resolution/NAME/results.json`; the report stage copies it to reports/resolution/NAME/ and draws
+its table.md and resolution.png there (benchmark.render.resolution). The framed subsets are cached
 under `runs/resolution/frames/` (keyed, so sweeps over the same samples share them); every training
 is a harness run under `runs/resolution/NAME/<key>/` (checkpointed: an interrupted sweep resumes).
 The samples are the first `train_samples` / `val_samples` / `test_samples` of the prepared splits,
@@ -36,24 +40,24 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from benchmark.contract.errors import ConfigError
-from benchmark.contract.io import atomic_torch_save, atomic_write_bytes, atomic_write_text, write_json
+from benchmark.contract.io import atomic_torch_save, pack_bits, write_json
 from benchmark.contract.registry import create_method, get_method
 from benchmark.data.events import Framer, Framing
 from benchmark.data.prepared import Prepared, load_prepared
 from benchmark.data.registry import FrameFormat, get_dataset
 from benchmark.data.replay import replay_events
-from benchmark.render.plots import plot_resolution
 from benchmark.run.config import DATASETS_DIR, RUNS_DIR, Params, ResolutionSweep, resolve_run
 from benchmark.run.inputs import input_format
 from benchmark.run.robustness import prepared_framer
-from benchmark.run.runtime import accuracy, model_file, trained_summary
+from benchmark.run.runtime import batches, model_file, predict, trained_summary
 from benchmark.run.train import train
 
-REPORTS_DIR = Path("reports") / "resolution"
+RESULTS_FILE = "results.json"  # runs/resolution/<name>/results.json
 REPLAY_CHUNK = 2000  # samples whose events are held in memory at once
 
 
@@ -127,11 +131,12 @@ def run_resolution(params: Params, name: str, profile: str | None = None, progre
         for factor, spec in specs.items():
             _train_unless_done(spec, subsets[factor], progress)
         matrix = _accuracy_matrix(specs, subsets)
+        at_dt = _seeds_at_dt(specs, sweep, subsets, progress)
         results[method] = {"hyperparameters": {factor: spec.hyperparameters for factor, spec in specs.items()},
-                           "accuracy": matrix,
-                           "seed_accuracy_at_dt": _seed_accuracies(specs[1], matrix, sweep, subsets[1], progress)}
+                           "accuracy": matrix, "at_dt": at_dt,
+                           "seed_accuracy_at_dt": {seed: runs["1"]["accuracy"] for seed, runs in at_dt.items()}}
     record = summarize(sweep, framing, results)
-    write_report(name, record)
+    write_json(folder / RESULTS_FILE, record)
     return record
 
 
@@ -146,33 +151,41 @@ def _accuracy_matrix(specs, subsets: dict[int, Prepared]) -> dict[str, dict[str,
     matrix = {}
     for trained, trained_spec in specs.items():
         weights = _weights(trained_spec)
-        matrix[str(trained)] = {str(evaluated): _test_accuracy(weights, spec, subsets[evaluated])
+        matrix[str(trained)] = {str(evaluated): float(_test_correct(weights, spec, subsets[evaluated]).mean())
                                 for evaluated, spec in specs.items()}
     return matrix
 
 
-def _seed_accuracies(spec, matrix: dict[str, dict[str, float]], sweep: ResolutionSweep, data: Prepared,
-                     progress: bool) -> dict[str, float]:
-    """A(1 → 1) of the sweep's seed (`matrix`'s) and of every `reference_seeds` run, each trained at
-    Δt: how far retraining alone moves the accuracy, the scale to read the retrained shift against."""
-    accuracies = {str(sweep.seed): matrix["1"]["1"]}
-    for seed in sweep.reference_seeds:
-        run = replace(spec, seed=seed)
-        _train_unless_done(run, data, progress)
-        accuracies[str(seed)] = _test_accuracy(_weights(run), run, data)
-    return accuracies
+def _seeds_at_dt(specs, sweep: ResolutionSweep, subsets: dict[int, Prepared],
+                 progress: bool) -> dict[str, dict[str, dict[str, Any]]]:
+    """{seed: {k: {"accuracy", "correct"}}}: the sweep's seed and every `reference_seeds` run, trained
+    at Δt, run at every Δt/k (how far retraining alone moves the accuracy, and the paired samples of
+    the claims table)."""
+    found = {}
+    for seed in [sweep.seed, *sweep.reference_seeds]:
+        run = replace(specs[1], seed=seed)
+        _train_unless_done(run, subsets[1], progress)
+        weights = _weights(run)
+        found[str(seed)] = {}
+        for factor, spec in specs.items():
+            correct = _test_correct(weights, replace(spec, seed=seed), subsets[factor])
+            found[str(seed)][str(factor)] = {"accuracy": float(correct.mean()), "correct": pack_bits(correct)}
+    return found
 
 
 def _weights(spec) -> dict[str, torch.Tensor]:
     return torch.load(model_file(spec.run_dir), map_location="cpu", weights_only=False)["state_dict"]
 
 
-def _test_accuracy(weights: dict[str, torch.Tensor], spec, data: Prepared) -> float:
-    """Test accuracy on `data` of the network `weights` run with `spec`'s hyperparameters."""
+def _test_correct(weights: dict[str, torch.Tensor], spec, data: Prepared) -> np.ndarray:
+    """Per test sample of `data`, whether the network `weights` run with `spec`'s hyperparameters is right."""
     method = create_method(spec.method, spec.hyperparameters, spec.arch, data.input_shape, data.num_classes)
     method.network.load_state_dict(weights)
-    return accuracy(method, data.test_images, data.test_labels, input_format(data), "cpu",
-                    spec.profile.eval_batch_size, seed=spec.seed)
+    method.network.eval()
+    fmt = input_format(data)
+    predictions = predict(method, batches(data.test_images, spec.profile.eval_batch_size, fmt), fmt, "cpu",
+                          torch.Generator().manual_seed(spec.seed), anytime=False)
+    return (predictions.prediction == data.test_labels).numpy()
 
 
 def summarize(sweep: ResolutionSweep, framing: Framing, results: dict[str, Any]) -> dict[str, Any]:
@@ -185,32 +198,3 @@ def summarize(sweep: ResolutionSweep, framing: Framing, results: dict[str, Any])
         seeds = entry["seed_accuracy_at_dt"].values()
         entry["seed_range_pp"] = (max(seeds) - min(seeds)) * 100
     return {"sweep": sweep.model_dump(), "framing": framing.model_dump(), "methods": results}
-
-
-def write_report(name: str, record: dict[str, Any]) -> None:
-    folder = REPORTS_DIR / name
-    write_json(folder / "results.json", record)
-    atomic_write_text(folder / "table.md", markdown_table(record))
-    atomic_write_bytes(folder / "resolution.png", plot_resolution(record))
-
-
-def markdown_table(record: dict[str, Any]) -> str:
-    sweep, framing = record["sweep"], record["framing"]
-    factors = sweep["factors"]
-    header = [f"Temporal resolution on {sweep['dataset']}: frames of T = {framing['T']}·k bins (Δt/k), "
-              f"{sweep['train_samples']} training / {sweep['test_samples']} test samples, {sweep['epochs']} epochs; "
-              f"test accuracy (%).", "",
-              "| method | trained at | " + " | ".join(f"run at Δt/{k}" for k in factors) + " |",
-              "|---|---|" + "---|" * len(factors)]
-    rows, verdicts = [], []
-    for method, entry in record["methods"].items():
-        for trained in factors:
-            cells = [f"{100 * entry['accuracy'][str(trained)][str(k)]:.2f}" for k in factors]
-            rows.append(f"| {method} | Δt/{trained} | " + " | ".join(cells) + " |")
-        seeds = entry["seed_accuracy_at_dt"]
-        noise = (f"; trained at Δt with seeds {', '.join(seeds)}: {', '.join(f'{100 * a:.2f}' for a in seeds.values())} "
-                 f"(range {entry['seed_range_pp']:.2f} pp)" if len(seeds) > 1 else "")
-        verdicts.append(f"- {method}: trained at Δt, run at Δt/k: largest shift {entry['evaluated_shift_pp']:.2f} pp; "
-                        f"retrained at Δt/k: {entry['retrained_shift_pp']:.2f} pp — "
-                        f"{'within' if entry['invariant'] else 'outside'} {sweep['tolerance_pp']:g} pp{noise}")
-    return "\n".join(header + rows + [""] + verdicts) + "\n"
