@@ -11,6 +11,8 @@ each command calls its stage's function.
     spikecode resolution NAME                        Δt, Δt/2, Δt/4 invariance sweep of params.yaml `resolution:`
     spikecode report                                 runs/ -> reports/ (tables, plots, leaderboard)
     spikecode report --merge PATH...                 leaderboards or runs/ from other machines -> reports/, site
+    spikecode claims                                 the seed papers' claims tested over reports/ (verdicts)
+    spikecode verify RUN...                          re-run a record from its provenance: does it match?
     spikecode publish                                reports/leaderboard.json -> reports/site/ (static site)
 """
 
@@ -76,9 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
                              "instead of reading --runs, then rebuild the tables and the site")
     report.add_argument("--strict", action="store_true", help="with --merge: stop at a conflicting duplicate")
 
+    claims = commands.add_parser("claims", help="test every claim of params.yaml `claims:` over the reported records "
+                                                "and print the verdicts")
+    claims.add_argument("--reports", type=Path, default=REPORTS_DIR, help="reports folder (default: reports/)")
+
     publish = commands.add_parser("publish", help="build the static leaderboard site from reports/leaderboard.json")
     publish.add_argument("--reports", type=Path, default=REPORTS_DIR, help="reports folder (default: reports/)")
     publish.add_argument("--out", type=Path, help="site folder (default: <reports>/site)")
+
+    verify = commands.add_parser("verify", help="re-run records from their provenance (params, seed, commit) and "
+                                                "report whether their metrics match (exit 1 on a mismatch)")
+    verify.add_argument("targets", nargs="+", metavar="TARGET",
+                        help="a run folder (runs/D/M/S, runs/grids/G/D/M@point/S) or a record id of "
+                             "reports/leaderboard.json")
+    verify.add_argument("--allow-other-commit", action="store_true",
+                        help="re-run a record made at another commit than HEAD (the report notes it)")
+    verify.add_argument("--keep", type=Path, metavar="DIR",
+                        help="write the re-runs under DIR and keep them (default: a temporary folder, deleted)")
+    verify.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
 
@@ -252,8 +269,24 @@ def cmd_report(args) -> None:
                                     grids, exceptions)
         written += build_site(args.out / "leaderboard.json", args.out / "site", args.out)
     else:
-        written = build_report(args.runs, args.out, baseline, params.references, grids, exceptions)
+        written = build_report(args.runs, args.out, baseline, params.references, grids, exceptions,
+                               claims=[claim.model_dump() for claim in params.claims], profile=params.profile)
     print(f"wrote {len(written)} files under {args.out}/")
+
+
+def cmd_claims(args) -> None:
+    from benchmark.render.claims import claims_table
+    from benchmark.results.claims_report import reported_claims
+    from benchmark.run.config import load_params
+
+    params = load_params(args.params)
+    verdicts = reported_claims(args.reports, [claim.model_dump() for claim in params.claims], params.run.baseline,
+                               params.profile)
+    table = claims_table(verdicts)
+    for row in table.itertuples(index=False):
+        print(f"[{row.verdict}] {row.paper}: {row.claim}\n    test: {row.test}\n    measured: {row[4]}")
+    counts = table["verdict"].value_counts().to_dict()
+    print(", ".join(f"{count} {verdict}" for verdict, count in counts.items()))
 
 
 def cmd_publish(args) -> None:
@@ -264,10 +297,23 @@ def cmd_publish(args) -> None:
     print(f"wrote the site ({len(written)} files) under {out}/: open {out / 'index.html'}")
 
 
+def cmd_verify(args) -> int:
+    from benchmark.audit.verify import verify
+    from benchmark.run.config import load_params
+
+    params = load_params(args.params)
+    results = []
+    for target in args.targets:
+        results.append(verify(target, params, allow_other_commit=args.allow_other_commit, keep=args.keep,
+                              progress=not args.no_progress))
+        print(results[-1].report(), flush=True)
+    return 0 if all(result.matches for result in results) else 1  # a mismatch is a finding; errors exit with 2
+
+
 COMMANDS = {"list": cmd_list, "prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate,
             "robustness": cmd_robustness, "energy": cmd_energy, "grid": cmd_grid,
-            "resolution": cmd_resolution, "report": cmd_report,
-            "publish": cmd_publish}
+            "resolution": cmd_resolution, "report": cmd_report, "claims": cmd_claims,
+            "publish": cmd_publish, "verify": cmd_verify}
 
 
 TIMED = {"prepare", "train", "evaluate", "robustness", "energy", "grid", "resolution"}  # the stages that
@@ -287,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         pin(threads)
     started = time.perf_counter()
     try:
-        COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
     except SpikeCodeError as error:
         print(f"spikecode {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -295,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         from benchmark.run.timings import record_timing
 
         record_timing(args.command, _target(args), time.perf_counter() - started, threads)
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Copies the measured quick-profile leaderboard tables into README.md, between their markers.
+"""Copies the measured quick-profile leaderboard tables and the claims table into README.md, between their
+markers.
 
     python scripts/sync_readme.py [--readme README.md]
 
@@ -14,7 +15,8 @@ import sys
 from pathlib import Path
 
 BOARDS = {"leaderboard": Path("reports/fashion-mnist-quick/leaderboard.md"),
-          "events-leaderboard": Path("reports/fashion-mnist-dvs-quick/leaderboard.md")}
+          "events-leaderboard": Path("reports/fashion-mnist-dvs-quick/leaderboard.md"),
+          "claims": Path("reports/claims.md")}
 
 
 def first_table(markdown: str) -> list[str]:

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("benchmark", "snn", "methods")
 # Stages: the harness's subpackages that run, measure or report (the contract is not one).
 STAGES = ("benchmark.data", "benchmark.run", "benchmark.metrics", "benchmark.results", "benchmark.render",
-          "benchmark.sweeps", "benchmark.cli")
+          "benchmark.sweeps", "benchmark.audit", "benchmark.cli")
 # The registry imports the package `methods` by name (importlib), and `methods` registers through it.
 DYNAMIC = {"benchmark.contract.registry": {"methods"}}
 MAX_LINES = 420

@@ -338,7 +338,7 @@ def header(table: str, label: str) -> str:
     return f"{table} thead th:nth-child({LEADERBOARD_COLUMNS.index(label) + 1})"
 
 
-LEADERBOARD_COLUMNS = ["method", "variant", "T", "accuracy (%)", "seeds", "val accuracy (%)", "decision step",
+LEADERBOARD_COLUMNS = ["method", "variant", "T", "rank", "accuracy (%)", "seeds", "val accuracy (%)", "decision step",
                        "steps to baseline − 1 pp", "spikes/sample", "bits/sample", "effective ACs", "effective MACs",
                        "energy tier 1 (nJ)", "energy tier 2 (nJ)", "corruption accuracy (%)",
                        "relative corruption error", "epochs", "optimizer steps", "train time (s)", "provenance"]

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+from pathlib import Path
 import subprocess
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -44,9 +45,22 @@ def package_versions() -> dict[str, str]:
 
 
 def device_name(device: torch.device) -> str:
+    """The kind of machine a result was computed on: the GPU's name, or the CPU's model and threads
+    (`spikecode verify` expects bit-identical results on the same kind)."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads".replace("  ", " ")
+    return f"cpu: {platform.machine()} {cpu_model()}, {torch.get_num_threads()} threads".replace("  ", " ")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo; platform.processor() elsewhere, often empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or ""
 
 
 def numerics() -> dict[str, Any]:

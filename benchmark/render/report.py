@@ -18,6 +18,7 @@
     reports/plots/accuracy_vs_T.csv               T sweeps, grids included (`dvc plots show`)
     reports/<dataset>-<profile>/comparisons.csv   every paired test of the board (benchmark.results.comparisons)
     reports/timings.md                            where the reproduction's time went (runs/timings.jsonl)
+    reports/claims.md                             every claim of the seed papers with its verdict
     reports/resolution/<name>/                    each resolution sweep's results.json (from runs/resolution/),
                                                   its table.md and resolution.png
 
@@ -33,7 +34,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from benchmark.contract.io import atomic_write_bytes, atomic_write_text, write_json
+from benchmark.contract.io import atomic_write_bytes, atomic_write_text, read_json, write_json
+from benchmark.render.claims import claims_markdown
 from benchmark.render.plots import board_plots, plot_accuracy_vs_T
 from benchmark.render.resolution import write_resolution_reports
 from benchmark.render.tables import (board_markdown, comparisons_table, leaderboard_table, robustness_table, stat,
@@ -60,7 +62,8 @@ def method_plot(reports_dir: Path, method: str) -> Path:
 
 
 def build_report(runs_dir: Path, reports_dir: Path, baseline: str, references: Iterable[dict] = (),
-                 grids_dir: Path | None = None, budget_exceptions: dict[str, dict[str, str]] | None = None) -> list[Path]:
+                 grids_dir: Path | None = None, budget_exceptions: dict[str, dict[str, str]] | None = None, *,
+                 claims: Iterable[dict] = (), profile: str | None = None) -> list[Path]:
     """Collect every run under `runs_dir` and write the reports under `reports_dir` (`write_leaderboard`)."""
     records = collect_records(runs_dir, baseline)
     write_resolution_reports(Path(runs_dir) / "resolution", Path(reports_dir) / "resolution")
@@ -72,24 +75,32 @@ def build_report(runs_dir: Path, reports_dir: Path, baseline: str, references: I
             f"no results to report: {runs_dir} holds no <dataset>/<method>/<seed>/eval.json; "
             "run `dvc repro`, or `spikecode train`, `spikecode evaluate` and `spikecode energy` first"
         )
-    return write_leaderboard(records, reports_dir, baseline, references, grids_dir, budget_exceptions)
+    return write_leaderboard(records, reports_dir, baseline, references, grids_dir, budget_exceptions,
+                             claims=claims, profile=profile)
 
 
 def write_leaderboard(records: list[dict], reports_dir: Path, baseline: str, references: Iterable[dict] = (),
                       grids_dir: Path | None = None,
-                      budget_exceptions: dict[str, dict[str, str]] | None = None) -> list[Path]:
+                      budget_exceptions: dict[str, dict[str, str]] | None = None, *,
+                      claims: Iterable[dict] = (), profile: str | None = None) -> list[Path]:
     """Write every file of the module docstring from `records`; return the paths.
 
     `references` are published figures, {"dataset", "method", "accuracy" in [0, 1], "source",
     optional "T" and "variant"}; only those for datasets present in `records` are shown, each once.
     `grids_dir` (reports/grids) adds the grids' points to the sweeps, curves and method summaries.
     `baseline`: the method every other is held against (params.yaml `run.baseline`);
-    `budget_exceptions`: {profile: {method: reason}} (params.yaml `profiles.<p>.budget_exceptions`).
+    `budget_exceptions`: {profile: {method: reason}} (params.yaml `profiles.<p>.budget_exceptions`);
+    `claims`: params.yaml's claims, tested over the records, the grids, reports/resolution/*/results.json
+    and reports/perf.json (benchmark.results.claims), selections defaulting to `profile`.
     """
     reports_dir = Path(reports_dir)
     datasets = {record["dataset"] for record in records}
     references = unique_items([ref for ref in map(checked_reference, references) if ref["dataset"] in datasets])
-    document = summary(records, references, load_grids(grids_dir), baseline, budget_exceptions)
+    evidence = {"resolution": {path.parent.name: read_json(path)
+                               for path in sorted((reports_dir / "resolution").glob("*/results.json"))},
+                "perf": read_json(reports_dir / "perf.json") if (reports_dir / "perf.json").exists() else None,
+                "profile": profile}
+    document = summary(records, references, load_grids(grids_dir), baseline, budget_exceptions, list(claims), evidence)
     path = reports_dir / "leaderboard.json"
     write_json(path, {"schema": SCHEMA, "records": records, "references": references, "summary": document})
     written = [path]
@@ -101,6 +112,8 @@ def write_leaderboard(records: list[dict], reports_dir: Path, baseline: str, ref
         if entry["sweeps"]:
             written.append(method_plot(reports_dir, method))
             atomic_write_bytes(written[-1], plot_accuracy_vs_T(entry["sweeps"], f"{method}: accuracy vs T"))
+    written.append(reports_dir / "claims.md")
+    atomic_write_text(written[-1], claims_markdown(document["claims"]))
     return written + _write_dvc_files(reports_dir, document)
 
 

@@ -9,8 +9,11 @@ records and their summary) and the plots the report stage wrote, which it copies
     methods/<method>.html           the paper, the equations (the method module's docstring), the
                                     hyperparameters (defaults and the runs' values), the per-layer
                                     spike and op breakdown, the ablation tables of its grids
+    claims.html                     every claim of the seed papers with its verdict, the test and
+                                    the measured interval, linked to the records behind it
     provenance.html                 one anchored entry per record (every row links to its seeds')
-    provenance/<id>.json            the full record
+    provenance/<id>.json            the full record (its per-sample results left out: they are in
+                                    leaderboard.json)
     <dataset>-<profile>/*.png       copied from reports/<dataset>-<profile>/
     methods/<method>-T.png          copied from reports/methods/
     grids/<grid>/accuracy.png       copied from reports/grids/<grid>/
@@ -34,6 +37,7 @@ from markupsafe import Markup, escape
 from benchmark.contract.errors import SpikeCodeError
 from benchmark.contract.io import atomic_write_bytes, atomic_write_text, read_json, write_json
 from benchmark.contract.registry import available_methods
+from benchmark.render.claims import MARKS, measured_text, test_text
 from benchmark.render.plots import caption, plot_order
 from benchmark.render.report import board_folder, method_plot
 from benchmark.render.tables import PJ_PER_UNIT
@@ -183,8 +187,16 @@ class _Site:
         for method in self.methods:
             self._render(f"methods/{slug(method)}.html", "method.html.j2", f"Method: {method}", 1,
                          **self._method_context(method))
+        self._render_claims()
         self._write_provenance()
         return self.written
+
+    def _render_claims(self) -> None:
+        verdicts = [{**verdict, "test_text": test_text(verdict), "measured_text": measured_text(verdict)}
+                    for verdict in self.summary.get("claims", [])]
+        counts = [(kind, sum(v["verdict"] == kind for v in verdicts)) for kind in MARKS]
+        self._render("claims.html", "claims.html.j2", "The seed papers' claims", 0, verdicts=verdicts,
+                     counts=counts, marks=MARKS)
 
     def _method_context(self, method: str) -> dict[str, Any]:
         cls = available_methods().get(method)
@@ -221,7 +233,7 @@ class _Site:
         shown = []
         for record, rid, grid in entries:
             path = self.out / "provenance" / f"{rid}.json"
-            write_json(path, {"grid": grid, **record})
+            write_json(path, {"grid": grid, **{key: value for key, value in record.items() if key != "samples"}})
             self.written.append(path)
             title = (f'{record["dataset"]} ({record["profile"]}) · {row_label(record["method"], record["variant"])} · '
                      f'T = {record["T"]} · seed {record["seed"]}' + (f" · grid {grid}" if grid else ""))

@@ -12,8 +12,9 @@ import statistics
 from typing import Any, Sequence
 
 from benchmark.data.corruptions import OFFICIAL_FAMILIES
-from benchmark.results.comparisons import board_comparisons
 from benchmark.results.aggregate import NAN, by_dataset_profile, mean_std, missing, summarize
+from benchmark.results.claims import evaluate_claims
+from benchmark.results.comparisons import board_comparisons
 from benchmark.results.records import ReportError
 from benchmark.results.series import (chosen_point, grid_axes, grid_points, matched_levels, matched_points,
                                       spike_curves, t_sweeps)
@@ -255,11 +256,13 @@ def method_summary(method: str, records: list[dict], grids: dict[str, list[dict]
 
 
 def summary(records: list[dict], references: list[dict], grids: dict[str, list[dict]], baseline: str,
-            budget_exceptions: dict[str, dict[str, str]] | None = None) -> dict:
+            budget_exceptions: dict[str, dict[str, str]] | None = None, claims: list[dict] = (),
+            evidence: dict[str, Any] | None = None) -> dict:
     """The aggregated document of reports/leaderboard.json: "boards" (one per dataset and profile),
     "methods" (each method's sweeps and grids), "sweeps" (every accuracy-vs-T series),
-    "record_ids" (aligned with `records`) and
-    "grid_ids" ({grid: ids aligned with its records}). NaN (undefined) values are null."""
+    "record_ids" (aligned with `records`), "grid_ids" ({grid: ids aligned with its records}) and
+    "claims" (each claim's verdict, benchmark.results.claims; `evidence` gives it "resolution" {name:
+    results}, "perf" and the default "profile"). NaN (undefined) values are null."""
     leaderboard_ids, grid_ids = record_ids(records, grids)
     ids = {id(record): rid for record, rid in zip(records, leaderboard_ids)}
     ids.update({id(record): rid for grid, members in grids.items() for record, rid in zip(members, grid_ids[grid])})
@@ -270,6 +273,11 @@ def summary(records: list[dict], references: list[dict], grids: dict[str, list[d
     document = {"boards": boards, "methods": {method: method_summary(method, records, grids, ids) for method in methods},
                 "sweeps": t_sweeps(records, grids), "record_ids": leaderboard_ids, "grid_ids": grid_ids,
                 "baseline": baseline}
+    evidence = evidence or {}
+    profile = evidence.get("profile") or (records[0]["profile"] if records else "")
+    document["claims"] = evaluate_claims(list(claims), {"records": records, "grids": grids, "baseline": baseline,
+                                                        "resolution": evidence.get("resolution") or {},
+                                                        "perf": evidence.get("perf"), "profile": profile}, ids)
     return json_safe(document)
 
 
