@@ -7,6 +7,7 @@ each command calls its stage's function.
     spikecode evaluate --dataset D --method M --seed S   -> runs/D/M/S/{eval.json, ops.json}
     spikecode robustness --dataset D --method M --seed S -> runs/D/M/S/robust.json
     spikecode energy   --dataset D --method M --seed S   -> runs/D/M/S/energy.json
+    spikecode export   --dataset D --method M --seed S   -> runs/D/M/S/deploy.json (+ model.nir when NIR can express it)
     spikecode grid NAME                              a sweep or ablation of params.yaml `grids:`
     spikecode resolution NAME                        Δt, Δt/2, Δt/4 invariance sweep of params.yaml `resolution:`
     spikecode report                                 runs/ -> reports/ (tables, plots, leaderboard)
@@ -56,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in [("train", "train a method (or convert a trained source network)"),
                        ("evaluate", "evaluate a trained run on the clean test set: accuracy, decision steps, ops"),
                        ("robustness", "evaluate a trained run under every corruption and severity"),
-                       ("energy", "estimate a run's energy per sample from its op counts")]:
+                       ("energy", "estimate a run's energy per sample from its op counts"),
+                       ("export", "export a trained run to NIR (or name why not), round-trip it through other SNN "
+                                  "libraries, and evaluate it in fixed point (int8/int4 weights, 16-bit membranes)")]:
         _run_arguments(commands.add_parser(name, help=text, description=text))
 
     grid = commands.add_parser("grid", help="run a sweep or ablation declared under `grids:` and write its table and plot")
@@ -136,7 +139,7 @@ def cmd_prepare(args) -> None:
 STAGE_OUTPUTS = {"train": ("model.pt", "train.json"),
                  "evaluate": ("eval.json", "ops.json", "metrics.json", "predictions.npz"),
                  "robustness": ("robust.json", "robust_metrics.json", "robust_predictions.npz"),
-                 "energy": ("energy.json", "energy_metrics.json")}
+                 "energy": ("energy.json", "energy_metrics.json"), "export": ("deploy.json",)}
 
 
 def _write_skip_markers(args, spec, reason: str) -> None:
@@ -155,7 +158,8 @@ def _skipped_upstream(args, spec) -> str | None:
     """The reason a previous stage skipped this run, or None."""
     from benchmark.contract.io import read_json
 
-    upstream = {"train": None, "evaluate": "train.json", "robustness": "train.json", "energy": "ops.json"}[args.command]
+    upstream = {"train": None, "evaluate": "train.json", "robustness": "train.json", "energy": "ops.json",
+                "export": "train.json"}[args.command]
     path = spec.run_dir / upstream if upstream else None
     if args.skip_missing and path is not None and path.exists():
         return read_json(path).get("skipped")
@@ -229,6 +233,20 @@ def _energy(params, spec) -> None:
 
     energy = run_energy(spec.run_dir, params.energy.cost_model)
     print(f"{spec.method} on {spec.dataset}: {energy['tier1_pj'] / 1e3:.1f} nJ per sample ({energy['cost_model']})")
+
+
+def cmd_export(args) -> None:
+    _run_stage(args, lambda params, spec: _export(args, spec))
+
+
+def _export(args, spec) -> None:
+    from benchmark.deploy.stage import run_deploy
+
+    record = run_deploy(spec, progress=not args.no_progress)
+    fixed = record["fixed_point"]
+    print(f"{spec.method} on {spec.dataset}: portable: {record.get('portable', record['export']['exportable'])}; "
+          f"accuracy fp32 {fixed['fp32']['accuracy']:.4f}, int8 {fixed['int8']['accuracy']:.4f}, "
+          f"int4 {fixed['int4']['accuracy']:.4f}")
 
 
 def cmd_grid(args) -> None:
@@ -313,10 +331,10 @@ def cmd_verify(args) -> int:
 COMMANDS = {"list": cmd_list, "prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate,
             "robustness": cmd_robustness, "energy": cmd_energy, "grid": cmd_grid,
             "resolution": cmd_resolution, "report": cmd_report, "claims": cmd_claims,
-            "publish": cmd_publish, "verify": cmd_verify}
+            "publish": cmd_publish, "verify": cmd_verify, "export": cmd_export}
 
 
-TIMED = {"prepare", "train", "evaluate", "robustness", "energy", "grid", "resolution"}  # the stages that
+TIMED = {"prepare", "train", "evaluate", "robustness", "energy", "export", "grid", "resolution"}  # the stages that
 # compute (report and publish read the timings: they must not change their own dependency, runs/)
 
 

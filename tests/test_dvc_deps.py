@@ -17,6 +17,7 @@ ENTRIES = {
     "evaluate": ["benchmark.run.evaluate"],
     "robustness": ["benchmark.run.robustness"],
     "energy": ["benchmark.metrics.energy", "benchmark.run.config"],
+    "export": ["benchmark.deploy.stage"],
     "grid": ["benchmark.sweeps.grid"],
     "resolution": ["benchmark.sweeps.resolution"],
     "report": ["benchmark.render.report", "benchmark.results.merge", "benchmark.run.config"],

@@ -21,9 +21,9 @@ DESIGN_KEYS = {
     "spikes_per_sample", "ops", "energy", "robustness", "params", "footprint_bytes", "train_seconds",
     "throughput_samples_per_s", "layers", "provenance", "family", "hyperparameters", "citation",
 }
-ADDED_KEYS = {"converted_from", "val_accuracy", "anytime", "bits_per_sample", "budget", "samples"}  # DESIGN.md: "keys may
+ADDED_KEYS = {"converted_from", "val_accuracy", "anytime", "bits_per_sample", "budget", "samples", "deployment"}  # DESIGN.md: "keys may
 # be added": a conversion's source {method, arch, accuracy}, the validation accuracy, the anytime curve, bits on
-# the wire, the training budget, the per-sample results
+# the wire, the training budget, the per-sample results, the export stage's summary
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OPS = {"dense": 2000, "neuron_updates": 80, "update_acs": 80, "update_macs": 0}
 REFERENCE = {"dataset": "digits", "method": "ttfs", "accuracy": 0.99, "T": 8, "source": "Che et al., arXiv 2410.23619"}
@@ -219,10 +219,11 @@ def test_markdown_and_csv_hold_every_column_for_one_run(tmp_path):
                       "mean decision step",
                       "steps to baseline − 1 pp", "spikes/sample", "bits/sample", "effective ACs", "effective MACs",
                       "energy tier 1 (nJ)", "energy tier 2 (nJ)", "corruption accuracy (%)",
-                      "relative corruption error", "params", "epochs", "optimizer steps", "train time (s)"]
+                      "relative corruption error", "params", "epochs", "optimizer steps", "train time (s)",
+                      "portable (NIR)"]
     # no baseline (ann) run on this board: no level to reach, "—"
     assert row == ["ttfs", "tau=2", "16", "1 ★", "87.65", "—", "1", "86.65", "3.46", "—", "123.5", "123", "45,678", "1,234",
-                   f"{energy_nj:,.2f}", "—", "—", "—", "101,770", "1", "20", "61.2"]
+                   f"{energy_nj:,.2f}", "—", "—", "—", "101,770", "1", "20", "61.2", "—"]
     assert "`45nm-fp32`" in (folder / "leaderboard.md").read_text()
 
     [csv_row] = pd.read_csv(folder / "leaderboard.csv", keep_default_na=False).to_dict("records")
@@ -232,7 +233,7 @@ def test_markdown_and_csv_hold_every_column_for_one_run(tmp_path):
         "steps to baseline − 1 pp": "", "spikes/sample": 123.45, "bits/sample": 123.45, "effective ACs": 45678.0,
         "effective MACs": 1234.0, "energy tier 1 (nJ)": pytest.approx(energy_nj), "energy tier 2 (nJ)": "",
         "corruption accuracy (%)": "", "relative corruption error": "", "params": 101770, "epochs": 1,
-        "optimizer steps": 20, "train time (s)": 61.25, "source": "",
+        "optimizer steps": 20, "train time (s)": 61.25, "portable (NIR)": "", "source": "",
     }
 
 
@@ -304,7 +305,7 @@ def test_one_folder_per_dataset_and_profile_with_its_own_records(tmp_path):
     names = ["leaderboard.json", "leaderboard.csv", "leaderboard.md", "comparisons.csv", "accuracy_vs_energy.png",
              "accuracy_vs_decision_step.png", "accuracy_vs_step.png"]
     assert written == [reports / "leaderboard.json", *(reports / "digits-smoke" / n for n in names),
-                       *(reports / "fashion-mnist-quick" / n for n in names), reports / "metrics.json",
+                       *(reports / "fashion-mnist-quick" / n for n in names), reports / "claims.md", reports / "metrics.json",
                        reports / "plots" / "accuracy_vs_energy.csv", reports / "plots" / "accuracy_vs_T.csv"]
     subset = json.loads((reports / "fashion-mnist-quick" / "leaderboard.json").read_text())
     assert subset["schema"] == 2

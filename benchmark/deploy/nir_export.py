@@ -1,4 +1,5 @@
-"""A run's network as a NIR graph built from its own layers, or every reason NIR cannot express it.
+"""A run's network as a NIR graph built from its own layers (exact, or with stated approximations), or
+every reason NIR cannot express it.
 
 NIR (Pedersen et al., "Neuromorphic intermediate representation", Nat. Commun. 15:8122, 2024) states
 neurons in continuous time; the harness's networks are discrete. One step is `DT` seconds (1e-4 s,
@@ -21,16 +22,33 @@ that NIR's equation, integrated by forward Euler with step DT, is the harness's 
     Integrator output   I(r = 1/DT): U[t] = U[t−1] + I[t] (the harness emits U[t]/(t + 1): a positive
                         scale, the same argmax)
 
-NIR sets v to v_reset after a spike, so the harness's "zero" reset (V = H·(1 − S)) is NIR's reset
-and its "subtract" reset (V = H − θ·S) is not; a NIR graph holds no initial state, so V[−1] = 0.
-LIF here means `snn.engine.LIF`, or an `snntorch.Leaky` held by a module that declares op semantics
-(read as that Leaky stepped from a zero membrane).
+NIR sets v to v_reset after a spike, so the harness's "zero" reset (V = H·(1 − S)) is NIR's reset; a
+NIR graph holds no initial state, so V[−1] = 0. LIF here means `snn.engine.LIF`, or an `snntorch.Leaky`
+held by a module that declares op semantics (read as that Leaky stepped from a zero membrane). An analog
+input (an image held at every step) is exact: a graph's input is real-valued and feeds its first Affine.
+
+Every difference between a layer and NIR is a `Reason` (one per layer and code), of one of two kinds:
+
+    REFUSED        NIR cannot express it, nor anything near it (ternary or graded events, a single-spike
+                   mask, an analog activation, ...): no graph is written, every reason is listed
+    APPROXIMATED   NIR's nearest equivalent is exported in its place and said so: in the export
+                   (`Export.approximations`, each detail with both equations) and in the graph's metadata
+                   (`approximations`). The round trip measures its cost against the harness's own run;
+                   `nir_semantics` is the harness's network with every approximation applied.
+
+      subtractive-reset   harness  V[t] = H[t] − θ·S[t]                (snn.engine.LIF "subtract")
+                                   U[t] = β·U[t−1] + I[t] − θ·S[t−1]   (snntorch.Leaky "subtract")
+                          NIR      v = v_reset = 0 after a spike: the residual H[t] − θ is dropped, so
+                                   an IF neuron with a constant input 0 < I < θ fires at the rate
+                                   1/⌈θ/I⌉ (θ/I not an integer) instead of I/θ
+      initial-membrane    harness  V[−1] = φ·θ                         (snn.engine.LIF initial_membrane)
+                          NIR      v[−1] = 0: the head start φ·θ is lost
 
 Known difference, written into the graph's metadata (`threshold_test`) and measured by every round
 trip: `snn.engine.LIF` fires at H ≥ θ, NIR at v > θ; they differ only where a membrane equals θ.
 
 Exportability is decided from module types and declared op semantics (benchmark/contract/semantics.py),
-never from the method's name. Every reason found is listed (`Reason`, codes in `REASONS`), one per layer.
+never from the method's name.
 
 Shapes: the network takes `[T, B, ...]`; NIR types are per sample (`[...]`, no time, no batch).
 """
@@ -56,10 +74,7 @@ from snn.temporal import SingleSpikeIF
 DT = 1e-4  # seconds per harness step
 THRESHOLD_TEST = ("snn.engine.LIF fires at H >= theta, NIR at v > theta: they differ only where a membrane "
                   "equals theta exactly")
-REASONS: dict[str, str] = {
-    "subtractive-reset": "the neuron resets by subtraction (V = H - theta*S); NIR neurons reset to a value "
-                         "(v = v_reset)",
-    "initial-membrane": "the membrane starts at a nonzero value; a NIR graph holds no initial state (v starts at 0)",
+REFUSED: dict[str, str] = {  # code -> why NIR cannot express the layer
     "ternary-events": "the layer emits ternary events (-1/0/+1); NIR neurons emit binary spikes",
     "graded-events": "the layer emits graded events that carry a value (a sigma-delta sender's update); NIR "
                      "neurons emit binary spikes",
@@ -77,6 +92,25 @@ REASONS: dict[str, str] = {
     "batch-norm": "a BatchNorm that does not directly follow a Linear or Conv2d, so it cannot be folded",
     "unsupported-layer": "a layer the exporter has no NIR node for",
 }
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """What the export writes for a difference NIR can only approximate: `summary` (a few words, for a
+    table cell) and `description` (the difference and its NIR equivalent)."""
+
+    summary: str
+    description: str
+
+
+APPROXIMATED: dict[str, Nearest] = {
+    "subtractive-reset": Nearest("subtractive reset → reset to zero",
+                                 "the neuron resets by subtraction (V = H - theta*S); exported with NIR's reset to "
+                                 "a value, v_reset = 0, which drops the residual H - theta"),
+    "initial-membrane": Nearest("initial membrane → 0",
+                                "the membrane starts at a nonzero value; exported with NIR's zero initial state "
+                                "(a graph holds none)"),
+}
 IO_NAMES = ("input", "output")
 
 
@@ -90,8 +124,9 @@ class NirExportError(ValueError):
 
 @dataclass(frozen=True)
 class Reason:
-    """Why the layer `layer` (a module of type `module`) cannot be expressed: `code` (a key of REASONS)
-    and `detail` (what was found, with values)."""
+    """A difference between the layer `layer` (a module of type `module`) and NIR: `code` (a key of
+    REFUSED or of APPROXIMATED) and `detail` (what was found, with values; for an approximation, the
+    harness's equation and the NIR one)."""
 
     layer: str
     module: str
@@ -104,16 +139,22 @@ class Reason:
 
 @dataclass(frozen=True)
 class Export:
-    """The graph (None when a reason was found), the reasons, and one row per graph node:
-    {node, nir, layer} (the NIR node's name, its type, the harness layer it comes from)."""
+    """The graph (None when a refusal was found), the refusals (`reasons`), one row per graph node:
+    {node, nir, layer} (the NIR node's name, its type, the harness layer it comes from), and the
+    approximations the graph makes (also listed when a refusal stops the export)."""
 
     graph: nir.NIRGraph | None
     reasons: list[Reason]
     nodes: list[dict[str, str]]
+    approximations: list[Reason]
 
     @property
     def exportable(self) -> bool:
         return self.graph is not None
+
+    @property
+    def exact(self) -> bool:
+        return self.exportable and not self.approximations
 
 
 def leaves(network: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -176,42 +217,54 @@ def _neuron_node(beta: Any, threshold: Any, shape: tuple[int, ...]) -> nir.NIRNo
                    v_threshold=_array(threshold, shape), v_reset=np.zeros(shape, np.float32))
 
 
-def _neuron(name: str, module: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode | Reason | list[Reason]:
-    """The NIR node of a module that declares op semantics, or the reason(s) it has none."""
+_NIR_RESET = "NIR {node}: v = v_reset = 0 after a spike"
+
+
+def _neuron(name: str, module: nn.Module, shape: tuple[int, ...]) -> tuple[nir.NIRNode | None, list[Reason]]:
+    """The NIR node of a module that declares op semantics (None when NIR cannot express it) and every
+    difference found (refusals, or approximations the node makes)."""
     semantics = semantics_of(module)
     kind = semantics.event_kind
     shown = _name(module)
-    if kind is EventKind.TERNARY:
-        return Reason(name, shown, "ternary-events", f"declares {kind.value} events of {semantics.payload_bits} bits")
-    if kind is EventKind.GRADED:
-        return Reason(name, shown, "graded-events", f"declares {kind.value} events of {semantics.payload_bits} bits")
+    if kind in (EventKind.TERNARY, EventKind.GRADED):
+        code = "ternary-events" if kind is EventKind.TERNARY else "graded-events"
+        return None, [Reason(name, shown, code, f"declares {kind.value} events of {semantics.payload_bits} bits")]
     if isinstance(module, SingleSpikeIF):
-        return Reason(name, shown, "single-spike-mask", f"threshold {module.threshold}, at most one spike a neuron")
+        return None, [Reason(name, shown, "single-spike-mask", f"threshold {module.threshold}, at most one spike a "
+                                                               "neuron")]
     if isinstance(module, LIF):
-        found = []
+        node, found = _neuron_node(module.beta, module.threshold, shape), []
         if module.reset != "zero":
-            found.append(Reason(name, shown, "subtractive-reset", f"reset={module.reset!r}, threshold {module.threshold}"))
+            found.append(Reason(name, shown, "subtractive-reset", f"harness: V[t] = H[t] - theta*S[t] (reset "
+                                f"{module.reset!r}, theta = {module.threshold}); "
+                                + _NIR_RESET.format(node=type(node).__name__)))
         if module.initial_membrane != 0:
-            found.append(Reason(name, shown, "initial-membrane", f"V[-1] = {module.initial_membrane}*theta"))
-        return found or _neuron_node(module.beta, module.threshold, shape)
+            found.append(Reason(name, shown, "initial-membrane",
+                                f"harness: V[-1] = {module.initial_membrane}*theta = "
+                                f"{module.initial_membrane * module.threshold}; NIR {type(node).__name__}: v[-1] = 0"))
+        return node, found
     leaky = next((m for m in module.modules() if isinstance(m, snntorch.Leaky)), None)
     if leaky is not None:
+        node = _neuron_node(leaky.beta.clamp(0, 1), leaky.threshold, shape)
         mechanism = leaky.reset_mechanism
         if mechanism == "subtract":
-            return Reason(name, shown, "subtractive-reset", f"snntorch.Leaky reset_mechanism='subtract', "
-                                                            f"threshold {float(leaky.threshold)}")
+            lowered = ("U[t] = beta*U[t-1] + I[t] - theta*S[t-1]" if leaky.reset_delay
+                       else "U lowered by theta in the step it fires (reset_delay=False)")
+            return node, [Reason(name, shown, "subtractive-reset",
+                                 f"harness: snntorch.Leaky reset_mechanism='subtract', {lowered} (theta = "
+                                 f"{float(leaky.threshold)}); " + _NIR_RESET.format(node=type(node).__name__))]
         if mechanism != "zero" or leaky.reset_delay:
-            return Reason(name, shown, "unknown-neuron", f"snntorch.Leaky reset_mechanism={mechanism!r}, "
-                                                        f"reset_delay={leaky.reset_delay}; exported: 'zero' "
-                                                        "without reset delay")
-        return _neuron_node(leaky.beta.clamp(0, 1), leaky.threshold, shape)
+            return None, [Reason(name, shown, "unknown-neuron", f"snntorch.Leaky reset_mechanism={mechanism!r}, "
+                                                               f"reset_delay={leaky.reset_delay}; exported: 'zero' "
+                                                               "without reset delay")]
+        return node, []
     if isinstance(module, Integrator):
-        return nir.I(r=np.full(shape, 1 / DT, np.float32))
+        return nir.I(r=np.full(shape, 1 / DT, np.float32)), []
     if kind is EventKind.ANALOG:
         code = "analog-state" if semantics.stateful else "analog-activation"
-        return Reason(name, shown, code, f"declares {kind.value} values, stateful={semantics.stateful}")
-    return Reason(name, shown, "unknown-neuron", f"declares {kind.value} events; the exporter knows "
-                                                 "snn.engine.LIF, snntorch.Leaky and snn.conversion.Integrator")
+        return None, [Reason(name, shown, code, f"declares {kind.value} values, stateful={semantics.stateful}")]
+    return None, [Reason(name, shown, "unknown-neuron", f"declares {kind.value} events; the exporter knows "
+                                                        "snn.engine.LIF, snntorch.Leaky and snn.conversion.Integrator")]
 
 
 def _synapse(layer: nn.Linear | nn.Conv2d, in_shape: tuple[int, ...]) -> nir.NIRNode:
@@ -260,7 +313,8 @@ def _other(name: str, child: nn.Module, layer: nn.Module, in_shape: tuple[int, .
 
 def export_network(network: nn.Module, encoded: Tensor) -> Export:
     """The NIR graph of `network` (run once on `encoded` `[T, B, ...]` to learn every layer's shape),
-    or every reason it has none. The network is not changed (BatchNorm folds into copies)."""
+    with every approximation it makes, or every reason it has none. The network is not changed
+    (BatchNorm folds into copies)."""
     if not isinstance(network, nn.Sequential):
         raise NirExportError([Reason("<network>", type(network).__name__, "unsupported-layer",
                                      "the exporter walks an nn.Sequential (snn.arch.build_network)")])
@@ -271,7 +325,7 @@ def export_network(network: nn.Module, encoded: Tensor) -> Export:
         layers = layers[1:]
     input_shape = (int(np.prod(encoded.shape[2:])),) if flattened else tuple(encoded.shape[2:])
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array(input_shape))}
-    rows, reasons, order = [], [], ["input"]
+    rows, found, order = [], [], ["input"]
     synapses: dict[str, tuple[nn.Module, tuple[int, ...]]] = {}  # copies, BN folds into them
     last_synaptic, previous_was_synaptic = None, False
     for name, child in layers:
@@ -281,10 +335,11 @@ def export_network(network: nn.Module, encoded: Tensor) -> Export:
         if isinstance(child, Folded) and type(child) is not Folded:
             problem = _per_step(child, x)
             if problem is not None:
-                reasons.append(Reason(name, _name(child), "not-per-step", problem))
-        node: nir.NIRNode | Reason | list[Reason] | None
+                found.append(Reason(name, _name(child), "not-per-step", problem))
+        node: nir.NIRNode | Reason | None
         if semantics_of(child) is not None or semantics_of(layer) is not None:
-            node = _neuron(name, child, out_shape)
+            node, differences = _neuron(name, child, out_shape)
+            found += differences
             is_synaptic = False
         elif isinstance(layer, (nn.Linear, nn.Conv2d)):
             is_synaptic = True
@@ -303,16 +358,18 @@ def export_network(network: nn.Module, encoded: Tensor) -> Export:
             node = _other(name, child, layer, in_shape, last_synaptic, previous_was_synaptic)
             is_synaptic = False
         previous_was_synaptic = is_synaptic
-        if isinstance(node, (Reason, list)):
-            reasons += node if isinstance(node, list) else [node]
+        if isinstance(node, Reason):
+            found.append(node)
         elif node is not None or name in synapses:
             key = f"{name}_layer" if name in IO_NAMES else name
             order.append(key)
             if node is not None:
                 nodes[key] = node
             rows.append({"node": key, "layer": name})
+    reasons = [reason for reason in found if reason.code in REFUSED]
+    approximations = [reason for reason in found if reason.code in APPROXIMATED]
     if reasons:
-        return Export(None, reasons, [])
+        return Export(None, reasons, [], approximations)
     for row in rows:
         if row["layer"] in synapses:
             layer, in_shape = synapses[row["layer"]]
@@ -321,10 +378,15 @@ def export_network(network: nn.Module, encoded: Tensor) -> Export:
     nodes["output"] = nir.Output(output_type=np.array(io[rows[-1]["layer"]][1].shape[2:]))
     order.append("output")
     metadata = {"dt": DT, "steps": int(encoded.shape[0]), "threshold_test": THRESHOLD_TEST,
-                "input_flattened": int(flattened),
+                "input_flattened": int(flattened), "approximations": _stated(approximations),
                 "source": "spikecode-bench benchmark.deploy.nir_export"}
     graph = nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:])), metadata=metadata)
-    return Export(graph, [], rows)
+    return Export(graph, [], rows, approximations)
+
+
+def _stated(approximations: list[Reason]) -> str:
+    """The graph's own statement of what it approximates ("none": it is exact up to threshold_test)."""
+    return "; ".join(f"{r.layer}: {r.code}: {r.detail}" for r in approximations) or "none"
 
 
 def _flattens_sample(module: nn.Module) -> bool:
@@ -335,3 +397,23 @@ def _flattens_sample(module: nn.Module) -> bool:
 
 def reason_codes(export: Export) -> list[str]:
     return [reason.code for reason in export.reasons]
+
+
+def nir_semantics(network: nn.Module, export: Export) -> nn.Module:
+    """A copy of `network` in which every approximated neuron follows its graph node (reset to zero,
+    V[−1] = 0): the harness's own run of what the approximate graph states."""
+    copied = copy.deepcopy(network)
+    for name in dict.fromkeys(reason.layer for reason in export.approximations):
+        module = copied.get_submodule(name)
+        if isinstance(module, LIF):
+            module.reset, module.initial_membrane = "zero", 0.0
+            continue
+        # a module holding an snntorch.Leaky: a zero-reset Leaky in its place (snnTorch binds the reset
+        # function when a Leaky is built, so setting `reset_mechanism` afterwards would not change it)
+        for path, leaky in list(module.named_modules()):
+            if isinstance(leaky, snntorch.Leaky):
+                parent, _, attribute = path.rpartition(".")
+                setattr(module.get_submodule(parent), attribute,
+                        snntorch.Leaky(beta=leaky.beta.detach().clone(), threshold=leaky.threshold.detach().clone(),
+                                       reset_mechanism="zero"))
+    return copied

@@ -9,6 +9,9 @@ records and their summary) and the plots the report stage wrote, which it copies
     methods/<method>.html           the paper, the equations (the method module's docstring), the
                                     hyperparameters (defaults and the runs' values), the per-layer
                                     spike and op breakdown, the ablation tables of its grids
+    portability.html                each board run's NIR export (exact, approximate with what differs,
+                                    or why not), its round trip through other libraries, and its
+                                    fixed-point accuracy (int8/int4 weights, 16-bit membranes)
     claims.html                     every claim of the seed papers with its verdict, the test and
                                     the measured interval, linked to the records behind it
     provenance.html                 one anchored entry per record (every row links to its seeds')
@@ -188,8 +191,25 @@ class _Site:
             self._render(f"methods/{slug(method)}.html", "method.html.j2", f"Method: {method}", 1,
                          **self._method_context(method))
         self._render_claims()
+        self._render_portability()
         self._write_provenance()
         return self.written
+
+    def _render_portability(self) -> None:
+        """One entry per exported record (its first seed's detail per row: the seeds share a network shape)."""
+        ids = dict(zip(map(id, self.records), self.summary["record_ids"]))
+        details = {}
+        for board in self.boards:
+            entries = []
+            for row in board["rows"]:
+                record = next((r for r in self.records if ids[id(r)] in row["runs"] and r.get("deployment")), None)
+                if record is not None:
+                    entries.append({"id": f"deploy-{ids[id(record)]}", "deployment": record["deployment"],
+                                    "title": f'{row_label(record["method"], record["variant"])} · T = {record["T"]} · '
+                                             f'seed {record["seed"]}'})
+            details[board["anchor"]] = entries
+        self._render("portability.html", "portability.html.j2", "Portability (NIR) and fixed point", 0,
+                     details=details)
 
     def _render_claims(self) -> None:
         verdicts = [{**verdict, "test_text": test_text(verdict), "measured_text": measured_text(verdict)}

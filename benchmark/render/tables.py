@@ -13,7 +13,7 @@ GROUP = ["method", "variant", "T"]
 ACC, ACC_STD, ACC_CI, SEEDS, VAL = "accuracy (%)", "accuracy std (%)", "accuracy 95% CI (±)", "seeds", "val accuracy (%)"
 RANK = "rank"
 STEP, SPIKES, BITS, ACS, MACS = "mean decision step", "spikes/sample", "bits/sample", "effective ACs", "effective MACs"
-PARAMS, TRAIN, SOURCE = "params", "train time (s)", "source"
+PARAMS, TRAIN, SOURCE, PORTABLE = "params", "train time (s)", "source", "portable (NIR)"
 EPOCHS, OPT_STEPS, REACH = "epochs", "optimizer steps", "steps to baseline − 1 pp"
 ENERGY = "energy tier 1 ({})"  # per sample, in the unit filled in
 ENERGY2 = "energy tier 2 ({})"
@@ -50,12 +50,13 @@ def leaderboard_table(board: dict) -> pd.DataFrame:
         MACS: stat(row["macs"])[0], energy: stat(row["tier1_pj"])[0] / scale1,
         energy2: stat(row["tier2_pj"])[0] / scale2, CORRUPTION: stat(row["corruption_accuracy"])[0],
         RELATIVE: stat(row["relative_error"])[0], PARAMS: stat(row["params"])[0], EPOCHS: stat(row["epochs"])[0],
-        OPT_STEPS: stat(row["optimizer_steps"])[0], TRAIN: stat(row["train_seconds"])[0], SOURCE: "",
+        OPT_STEPS: stat(row["optimizer_steps"])[0], TRAIN: stat(row["train_seconds"])[0],
+        PORTABLE: row.get("portable") or "", SOURCE: "",
     } for row in board["rows"]]
     rows += [{"method": f"{ref['method']} (paper reference)", "variant": ref["variant"], "T": ref["T"],
               ACC: 100 * ref["accuracy"], SOURCE: ref["source"]} for ref in board["references"]]
     columns = [*GROUP, RANK, ACC, ACC_STD, ACC_CI, SEEDS, VAL, STEP, REACH, SPIKES, BITS, ACS, MACS, energy, energy2, CORRUPTION,
-               RELATIVE, PARAMS, EPOCHS, OPT_STEPS, TRAIN, SOURCE]
+               RELATIVE, PARAMS, EPOCHS, OPT_STEPS, TRAIN, PORTABLE, SOURCE]
     table = pd.DataFrame(rows, columns=columns)
     for column in (PARAMS, EPOCHS, OPT_STEPS):
         table[column] = table[column].round()
@@ -101,6 +102,7 @@ def board_markdown(board: dict) -> str:
         **{column: [_cell(value, formats[column]) for value in table[column]]
            for column in (SEEDS, VAL, STEP, REACH, SPIKES, BITS, ACS, MACS, energy, energy2, CORRUPTION, RELATIVE,
                           PARAMS, EPOCHS, OPT_STEPS, TRAIN)},
+        PORTABLE: [portable or "—" for portable in table[PORTABLE].fillna("")],
     })
     lines = [
         f"# Leaderboard: {board['title']}", "",
@@ -125,6 +127,8 @@ def board_markdown(board: dict) -> str:
         lines += ["", "Exceptions to the same budget, as params.yaml declares them:", ""]
         lines += [f"- {method}: {reason}" for method, reason in board["budget_exceptions"].items()]
     lines += ["", *_significance_markdown(board)]
+    if any(not missing(stat(row["int8_accuracy"])[0]) for row in board["rows"]):
+        lines += ["", *_deployment_markdown(board)]
     if board["robustness"]["rows"]:
         lines += ["", *_robustness_markdown(board)]
     if board["has_tier2"]:
@@ -170,6 +174,36 @@ def _robustness_markdown(board: dict) -> list[str]:
                   "Mean decision step under corruption minus the clean one, in time steps (positive: the "
                   "prediction comes later on corrupted inputs).", "", markdown_table(shifts)]
     return lines
+
+
+def fixed_point_table(board: dict) -> pd.DataFrame:
+    """The board's fixed-point evaluation (spikecode export): accuracy with int8 and int4 weights and
+    16-bit membranes, no retraining, beside fp32 on the same samples; tier-1 energy per sample with
+    the int8 cost table beside the fp32 one; and whether NIR can carry the network."""
+    scale = PJ_PER_UNIT[board["units"]["tier1_pj"]]
+    unit = board["units"]["tier1_pj"]
+    return pd.DataFrame([{
+        "method": row["method"], "variant": row["variant"], "T": row["T"], SEEDS: len(row["seeds"]),
+        "fp32 accuracy (%)": stat(row["fp32_deploy_accuracy"])[0], "int8 accuracy (%)": stat(row["int8_accuracy"])[0],
+        "int4 accuracy (%)": stat(row["int4_accuracy"])[0],
+        f"energy tier 1, fp32 ({unit})": stat(row["tier1_pj"])[0] / scale,
+        f"energy tier 1, int8 ({unit})": stat(row["int8_tier1_pj"])[0] / scale, PORTABLE: row.get("portable") or "—",
+    } for row in board["rows"] if not missing(stat(row["int8_accuracy"])[0])])
+
+
+def _deployment_markdown(board: dict) -> list[str]:
+    table = fixed_point_table(board)
+    cells = table.copy()
+    for column in cells.columns:
+        if cells[column].dtype.kind == "f":
+            cells[column] = [_cell(value, "{:,.2f}") for value in cells[column]]
+    return ["## Deployment: fixed point and NIR", "",
+            "Every model run without retraining with weights quantized per layer (symmetric, int8 and int4) and "
+            "16-bit fixed-point membranes, on the same test samples as fp32; tier-1 energy with the int8-45nm cost "
+            "table (no int4 table: the int8 figure bounds it). Portable: whether the NIR graph carries the network "
+            "exactly, approximately (what differs, and the prediction agreement measured when it is re-imported), "
+            "or not (why); the site's portability page has each library's round trip.", "",
+            markdown_table(cells)]
 
 
 def _significance_markdown(board: dict) -> list[str]:

@@ -61,8 +61,18 @@ SUMMARY_METRICS: dict[str, Callable[[dict], float | None]] = {
     "params": lambda r: r.get("params"),
     "train_seconds": lambda r: r.get("train_seconds"),
     "epochs": lambda r: (r.get("budget") or {}).get("epochs"),
+    "int8_accuracy": lambda r: _fixed_point(r, "int8", "accuracy"),
+    "int4_accuracy": lambda r: _fixed_point(r, "int4", "accuracy"),
+    "fp32_deploy_accuracy": lambda r: _fixed_point(r, "fp32", "accuracy"),
+    "int8_tier1_pj": lambda r: _fixed_point(r, "int8", "tier1_pj", scale=1.0),
     "optimizer_steps": lambda r: (r.get("budget") or {}).get("optimizer_steps"),
 }
+
+
+def _fixed_point(record: dict, bits: str, key: str, scale: float = 100.0) -> float | None:
+    """A value of the record's fixed-point evaluation (spikecode export), accuracies in %."""
+    value = ((record.get("deployment") or {}).get("fixed_point") or {}).get(bits, {}).get(key)
+    return None if value is None else scale * value
 
 
 def summarize(records: list[dict], by: Callable[[dict], tuple] = RUN_KEY) -> list[dict]:
@@ -78,6 +88,8 @@ def summarize(records: list[dict], by: Callable[[dict], tuple] = RUN_KEY) -> lis
         "records": members, "seeds": [r["seed"] for r in members],
         **{name: mean_std_ci(value(r) for r in members) for name, value in SUMMARY_METRICS.items()},
         "anytime": anytime_curve(members),
+        "portable": "; ".join(text for text in dict.fromkeys((r.get("deployment") or {}).get("portable", "")
+                                                            for r in members) if text),
     } for key, members in groups.items()]
 
 

@@ -48,6 +48,7 @@ RECORD_KEYS = ("dataset", "profile", "method", "variant", "arch", "T", "seed", "
                "decision_step", "anytime", "spikes_per_sample", "bits_per_sample", "ops", "energy", "robustness",
                "params", "footprint_bytes", "train_seconds", "budget", "throughput_samples_per_s", "layers",
                "provenance")
+# Keys a record may lack (written by optional stages): "deployment" (spikecode export).
 # What a record's provenance must say for its result to be reproduced (benchmark.contract.provenance).
 PROVENANCE_KEYS = ("git_commit", "git_dirty", "versions", "device", "numerics", "dataset_sha256", "params_hash")
 
@@ -91,6 +92,39 @@ def _record(run_dir: Path, baseline: str | None) -> dict:
         "layers": ops["layers"],
         "converted_from": _converted_from(train),
         "samples": samples_from_run(run_dir),
+        "deployment": _read_deployment(run_dir),
+    }
+
+
+def _read_deployment(run_dir: Path) -> dict | None:
+    """deploy.json's summary (benchmark.deploy.stage): "portable" (a table cell: exact, approximate
+    with what differs, or why not), "reasons" and "approximations" ([{layer, code, detail}]),
+    "roundtrip" {library: {agreement (%), accuracy, first_divergence, status, error}}, and the
+    fixed-point evaluation {fp32, int8, int4: {accuracy, tier1_pj, agreement_with_fp32}}; None
+    before the export stage ran."""
+    path = run_dir / "deploy.json"
+    if not path.exists():
+        return None
+    deploy = read_json(path)
+    if "skipped" in deploy:
+        return None
+    export = deploy["export"]
+    portable = deploy.get("portable") or ("exact" if export["exportable"] is True
+                                          else "no: " + ", ".join(export.get("reason_codes") or []))
+    libraries = ((deploy.get("roundtrip") or {}).get("libraries") or {})
+    return {
+        "portable": portable,
+        "reasons": [{key: reason.get(key) for key in ("layer", "code", "detail")} for reason in export.get("reasons") or []],
+        "approximations": [{key: item.get(key) for key in ("layer", "code", "detail")}
+                           for item in export.get("approximations") or []],
+        "roundtrip": {name: {"status": entry.get("status"), "error": entry.get("error"),
+                             "agreement": None if entry.get("prediction_agreement") is None
+                             else 100 * entry["prediction_agreement"],
+                             "accuracy": entry.get("accuracy"), "first_divergence": entry.get("first_divergence")}
+                      for name, entry in libraries.items()},
+        "fixed_point": {bits: {key: deploy["fixed_point"][bits].get(key)
+                               for key in ("accuracy", "tier1_pj", "agreement_with_fp32")}
+                        for bits in ("fp32", "int8", "int4")},
     }
 
 
