@@ -27,10 +27,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from benchmark.contract.errors import ConfigError
 from benchmark.data.event_camera import EventCamera
@@ -38,6 +38,7 @@ from benchmark.data.events import Framing
 from benchmark.run.paths import DATASETS_DIR, DEFAULT_PARAMS, RUNS_DIR  # noqa: F401  (re-exported)
 from snn.arch import ArchSpec
 
+ProbeName = Literal["layers", "reconstruction"]
 
 
 class _Strict(BaseModel):
@@ -100,7 +101,8 @@ class EnergyParams(_Strict):
 
 
 class Grid(_Strict):
-    """A sweep or ablation: every combination of `axes` values, over `fixed` hyperparameters."""
+    """A sweep or ablation: every combination of `axes` values, over `fixed` hyperparameters. An axis
+    `arch` sweeps architecture names (instead of the `arch` key)."""
 
     description: str = ""
     method: str
@@ -109,6 +111,16 @@ class Grid(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     axes: dict[str, list[Any]] = Field(min_length=1)
     fixed: dict[str, Any] = Field(default_factory=dict)
+    probes: list[ProbeName] = Field(default_factory=list, description="per-layer probes of every point and seed "
+                                    "(benchmark.sweeps.probes): layers (firing rate, gradient norm), "
+                                    "reconstruction (conversion methods)")
+
+    @model_validator(mode="after")
+    def _arch_once(self) -> "Grid":
+        if "arch" in self.fixed or ("arch" in self.axes and self.arch is not None):
+            raise ValueError("name the architecture once: the `arch` key, or an `arch` axis to sweep it "
+                             "(never under `fixed`)")
+        return self
 
 
 class ResolutionSweep(_Strict):
