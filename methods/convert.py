@@ -55,5 +55,5 @@ class Convert(RateConversion):
 
     def convert(self, source: CodingMethod, calibration: Iterable[Tensor]) -> None:
         folded = fold_network(source.network, activations=(nn.ReLU,))
-        scales = calibrate(folded, calibration, self.config.norm, self.config.momentum, activations=(nn.ReLU,))
-        transfer(normalize(folded, scales), self.network)
+        self.scales = calibrate(folded, calibration, self.config.norm, self.config.momentum, activations=(nn.ReLU,))
+        transfer(normalize(folded, self.scales), self.network)

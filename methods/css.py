@@ -23,6 +23,7 @@ Ternary Self-Amplifying (TSA) neuron of layer l, per step t (params: `beta` β, 
         s[t] =  0   otherwise;                                           outside the window s = 0
         u[t] ← u[t] − s[t]·V                                             reset by subtraction
     value carried: â_l = c_l·Σ_{k<T} s[t0_l + k]·β^(−k) ≈ clip(z_l, 0, λ_l), z_l the ANN's pre-activation
+    decoded in the source ANN's units (`decode_hidden`; λ_l from `scales`, set by `convert`): r_l = λ_l·â_l
 `negative_spikes: false` drops the −1 branch only (the +V/2 threshold stays), so a digit fired on
 partial input can never be taken back: the temporal-coupling error. With the whole input known
 before the window (an analog input), |z − â| ≤ (V/2)·β^(−(d+T−1)), half the last digit, for
@@ -162,6 +163,7 @@ class Css(CodingMethod):
     citation = "Gu, Gu, Shen, Huang, Canonic Signed Spike Coding for Efficient Spiking Neural Networks, arXiv 2408.17245"
     Config = CssConfig
     source_method = "ann"
+    scales: dict[str, float]  # λ_l by the source activation's name, set by `convert`
 
     @property
     def T(self) -> int:
@@ -190,8 +192,8 @@ class Css(CodingMethod):
 
     def convert(self, source: CodingMethod, calibration: Iterable[Tensor]) -> None:
         folded = fold_network(source.network, activations=(nn.ReLU,))
-        scales = calibrate(folded, calibration, self.config.norm, self.config.momentum, activations=(nn.ReLU,))
-        normalized = normalize(folded, scales)
+        self.scales = calibrate(folded, calibration, self.config.norm, self.config.momentum, activations=(nn.ReLU,))
+        normalized = normalize(folded, self.scales)
         transfer(normalized, self.network)  # weights only: the skeleton's synapses have no bias
         c = 1.0 / digit_sum(self.config.beta, self.config.T)  # c_l = V_l/β^d, the same for every hidden layer
         biases = [layer.bias for layer in synaptic_layers(normalized).values()]
@@ -210,6 +212,14 @@ class Css(CodingMethod):
     def readout(self, output: Tensor) -> Readout:
         prediction = output[-1].argmax(dim=-1)
         return Readout(prediction, torch.full_like(prediction, self.T))
+
+    def decode_hidden(self, name: str, events: Tensor) -> Tensor:
+        """r_l = λ_l·c_l·Σ_{k<T} s[t0_l + k]·β^(−k), c_l = 1/S_T (module docstring), the spikes of layer
+        `name` read over its window. Shapes: `[T + d·L, B, ...]` -> `[B, ...]`."""
+        k = torch.arange(len(events), device=events.device, dtype=events.dtype) - getattr(self.network, name).start
+        digits = self.config.beta ** -k  # β^(−k); outside its window the layer sends nothing
+        value = torch.einsum("t,t...->...", digits, events) / digit_sum(self.config.beta, self.config.T)
+        return self.scales[name] * value
 
 
 def _receivers(network: nn.Sequential) -> list[tuple[nn.Linear | nn.Conv2d, nn.Module]]:

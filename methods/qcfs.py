@@ -151,8 +151,9 @@ class Qcfs(RateConversion):
     def convert(self, source: CodingMethod, calibration: Iterable[Tensor]) -> None:
         """λ_l comes from the trained activations; `calibration` is not needed."""
         folded = fold_network(source.network, activations=(QCFS,))
-        scales = {name: float(child.lam.detach()) for name, child in folded.named_children() if isinstance(child, QCFS)}
-        for name, value in scales.items():
+        self.scales = {name: float(child.lam.detach()) for name, child in folded.named_children()
+                       if isinstance(child, QCFS)}
+        for name, value in self.scales.items():
             if not value > 0:
                 raise ConversionError(f"activation {name!r} has a trained λ = {value}; a threshold must be positive")
-        transfer(normalize(folded, scales), self.network)
+        transfer(normalize(folded, self.scales), self.network)

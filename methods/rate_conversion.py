@@ -6,6 +6,9 @@ For t = 0..T−1 (params: `T`):
     X[t] = x                       the analog image held at every step (a view: no copy); a constant
                                    input (HELD_ANALOG), so the first layer's products are charged once
     ŷ = argmax O[T−1]              the rate-decoded logits of the last step;  decision step = T
+    r_l = λ_l·N_l/T                hidden layer l decoded (`decode_hidden`): N_l its spike count over
+                                   the T steps, λ_l its scale (`scales`, set by `convert`): a spike of
+                                   the threshold-1 neuron stands for λ_l of the source's activation
 
 The network is converted, never trained, so the method has no loss.
 
@@ -26,6 +29,7 @@ class RateConversion(CodingMethod):
 
     family = "conversion"
     input_semantics = HELD_ANALOG
+    scales: dict[str, float]  # λ_l by the source activation's name, set by `convert`
 
     def encode(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return images.unsqueeze(0).expand(self.config.T, *images.shape)
@@ -33,3 +37,7 @@ class RateConversion(CodingMethod):
     def readout(self, output: Tensor) -> Readout:
         prediction = output[-1].argmax(dim=-1)
         return Readout(prediction, torch.full_like(prediction, self.config.T))
+
+    def decode_hidden(self, name: str, events: Tensor) -> Tensor:
+        """r_l = λ_l·N_l/T (module docstring). Shapes: `[T, B, ...]` -> `[B, ...]`."""
+        return self.scales[name] * events.sum(0) / self.config.T

@@ -151,6 +151,13 @@ class CodingMethod:
         """
         raise NotImplementedError
 
+    def decode_hidden(self, name: str, events: Tensor) -> Tensor:
+        """Conversion family, after `convert`: the source ANN activation that the events of hidden
+        neuron layer `name` (the name of the source's activation it replaces) stand for, in the
+        source's units, by the method's own decoding. Shapes: `[T, B, ...]` -> `[B, ...]`. Read by the
+        reconstruction probe (benchmark.sweeps.probes); a method without it cannot be probed so."""
+        raise NotImplementedError(f"method {self.name!r} does not decode its hidden layers (decode_hidden)")
+
     # --- event data: defaults every method may override (module docstring) ---------------------
 
     def encode_frames(self, frames: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -27,8 +27,10 @@ def grid_axes(records: list[dict]) -> list[str]:
 
 
 def axis_value(record: dict, axis: str) -> Any:
-    """A record's value on a grid axis: its hyperparameter (its T when T is not one)."""
-    return record.get("hyperparameters", {}).get(axis, record["T"] if axis == "T" else None)
+    """A record's value on a grid axis: its hyperparameter (its T when T is not one; its architecture's
+    name for an `arch` axis)."""
+    fallback = {"T": record["T"], "arch": record.get("arch")}.get(axis)
+    return record.get("hyperparameters", {}).get(axis, fallback)
 
 
 def t_sweeps(records: list[dict], grids: dict[str, list[dict]] | None = None) -> list[dict]:

@@ -40,6 +40,7 @@ from benchmark.data.events import Framing
 from benchmark.run.paths import DATASETS_DIR, DEFAULT_PARAMS, RUNS_DIR  # noqa: F401  (re-exported)
 from snn.arch import ArchSpec
 
+ProbeName = Literal["layers", "reconstruction"]
 
 
 class _Strict(BaseModel):
@@ -102,7 +103,8 @@ class EnergyParams(_Strict):
 
 
 class Grid(_Strict):
-    """A sweep or ablation: every combination of `axes` values, over `fixed` hyperparameters."""
+    """A sweep or ablation: every combination of `axes` values, over `fixed` hyperparameters. An axis
+    `arch` sweeps architecture names (instead of the `arch` key)."""
 
     description: str = ""
     method: str
@@ -111,6 +113,16 @@ class Grid(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     axes: dict[str, list[Any]] = Field(min_length=1)
     fixed: dict[str, Any] = Field(default_factory=dict)
+    probes: list[ProbeName] = Field(default_factory=list, description="per-layer probes of every point and seed "
+                                    "(benchmark.sweeps.probes): layers (firing rate, gradient norm), "
+                                    "reconstruction (conversion methods)")
+
+    @model_validator(mode="after")
+    def _arch_once(self) -> "Grid":
+        if "arch" in self.fixed or ("arch" in self.axes and self.arch is not None):
+            raise ValueError("name the architecture once: the `arch` key, or an `arch` axis to sweep it "
+                             "(never under `fixed`)")
+        return self
 
 
 class ResolutionSweep(_Strict):

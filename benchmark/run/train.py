@@ -106,7 +106,7 @@ def _train_loop(spec: RunSpec, method: CodingMethod, data: Prepared, procs: Proc
 
     start_epoch, history, elapsed = _resume(spec, network, optimizer, scheduler, procs)
     if start_epoch == 0:
-        _initialize(method, data, fmt, spec, procs)
+        initialize_weights(method, data, fmt, spec, procs.device)
     live = _live(run_dir, resumed=start_epoch > 0) if procs.is_main else None
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
@@ -181,13 +181,15 @@ class _GradientAveraging:
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
 
-def _initialize(method: CodingMethod, data: Prepared, fmt: InputFormat, spec: RunSpec, procs: Processes) -> None:
+def initialize_weights(method: CodingMethod, data: Prepared, fmt: InputFormat, spec: RunSpec,
+                       device: torch.device) -> None:
     """Runs the method's data-driven initialisation on one seeded, encoded training batch (the first
-    batch of `calibration_order`; the same on every rank)."""
+    batch of `calibration_order`; the same on every rank). With `build_method` before it, it gives the
+    weights training starts from (benchmark.sweeps.probes rebuilds them so)."""
     torch.manual_seed(seed_for(spec.seed, 0, stream=4000))
     with torch.no_grad():
         chosen = calibration_order(data, spec)[:spec.profile.batch_size]
-        inputs = fmt.to_inputs(data.train_images[chosen]).to(procs.device)
+        inputs = fmt.to_inputs(data.train_images[chosen]).to(device)
         method.initialize(fmt.encode(method, inputs, None))
 
 

@@ -8,16 +8,20 @@
         seeds: [0]
         axes: {init: [ettfs, kaiming], norm: [ws, none]}
         fixed: {T: 8}                    # optional hyperparameters shared by every point
+        probes: [layers]                 # optional per-layer probes (benchmark.sweeps.probes)
 
 Every combination of the axes' values is one point: a full run (train or convert, evaluate,
-energy) in `runs/grids/<grid>/<dataset>/<method>@<point>/<seed>/`, with the same record as a
-leaderboard run. A conversion grid converts the leaderboard's source run, or, for another
-architecture, a source trained once in `runs/grids/sources/` and shared by every grid
-(benchmark.run.train.source_of). A point whose results exist under the same settings is not run
-again, so an interrupted grid resumes where it stopped. `spikecode grid NAME` writes
+energy) for every seed, in `runs/grids/<grid>/<dataset>/<method>@<point>/<seed>/`, with the same
+record as a leaderboard run. An axis `arch` sweeps architectures (names of `architectures:`). A
+conversion grid converts the leaderboard's source run, or, for another architecture, a source
+trained once in `runs/grids/sources/` and shared by every grid (benchmark.run.train.source_of). A
+point whose results exist under the same settings is not run again, so an interrupted grid resumes
+where it stopped. `spikecode grid NAME` writes
 `reports/grids/<grid>/{table.md, table.csv, records.json, accuracy.png}`: one row per point (the axis
 values, accuracy mean and std over seeds, decision step, spikes, tier-1 energy) and, for a grid of
-two or more axes, the main effects (each value's mean accuracy over the other axes).
+two or more axes, the main effects (each value's mean accuracy over the other axes). A grid with
+`probes` also writes each run's probes.json (done again when its run is) and their report
+(benchmark.render.probes: probes.md, probes.csv, a plot per quantity).
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from typing import Any
 import pandas as pd
 
 from benchmark.contract.errors import ConfigError
-from benchmark.contract.io import atomic_write_bytes, atomic_write_text, write_json
+from benchmark.contract.io import atomic_write_bytes, atomic_write_text, read_json, write_json
 from benchmark.data.prepared import prepare
 from benchmark.metrics.energy import run_energy
 from benchmark.render.plots import plot_grid
+from benchmark.render.probes import write_probe_report
 from benchmark.render.tables import grid_cell, markdown_table, stat
 from benchmark.results.records import SCHEMA, collect_records
 from benchmark.results.series import grid_points as aggregate_points
@@ -41,6 +46,7 @@ from benchmark.run.config import DATASETS_DIR, RUNS_DIR, Params, RunSpec, resolv
 from benchmark.run.evaluate import evaluate
 from benchmark.run.runtime import trained_summary
 from benchmark.run.train import source_of, train
+from benchmark.sweeps.probes import PROBES_FILE, check_probes, probes_current, write_probes
 
 GRIDS_RUNS = RUNS_DIR / "grids"
 GRIDS_REPORTS = Path("reports") / "grids"
@@ -64,9 +70,10 @@ def grid_points(params: Params, name: str, profile: str | None = None) -> list[t
     points = []
     for values in itertools.product(*(grid.axes[key] for key in keys)):
         point = dict(zip(keys, values))
+        settings = {key: value for key, value in point.items() if key != "arch"}  # an arch axis is no hyperparameter
         for seed in grid.seeds:
-            spec = resolve_run(params, grid.dataset, grid.method, seed, profile, arch=grid.arch,
-                               overrides={**grid.fixed, **point}, label=point_label(grid.method, point),
+            spec = resolve_run(params, grid.dataset, grid.method, seed, profile, arch=point.get("arch", grid.arch),
+                               overrides={**grid.fixed, **settings}, label=point_label(grid.method, point),
                                root=GRIDS_RUNS / name)
             points.append((point, spec))
     return points
@@ -101,17 +108,25 @@ def run_point(params: Params, spec: RunSpec, source: RunSpec | None, progress: b
 def run_grid(params: Params, name: str, profile: str | None = None, progress: bool = True) -> list[Path]:
     points = grid_points(params, name, profile)
     grid = params.grids[name]
+    check_probes(grid.method, grid.probes)
     if not (DATASETS_DIR / grid.dataset / "prepared.pt").exists():
         prepare(grid.dataset, DATASETS_DIR, **points[0][1].dataset_params.model_dump(exclude={"methods"}))
     for index, (point, spec) in enumerate(points, start=1):
         source = source_of(params, spec)
-        if is_done(spec, source):
+        done = is_done(spec, source)
+        if done:
             print(f"grid {name}: point {index}/{len(points)} {spec.label} seed {spec.seed}: done before", flush=True)
-            continue
-        print(f"grid {name}: point {index}/{len(points)} {spec.label} seed {spec.seed}", flush=True)
-        run_point(params, spec, source, progress)
+        else:
+            print(f"grid {name}: point {index}/{len(points)} {spec.label} seed {spec.seed}", flush=True)
+            run_point(params, spec, source, progress)
+        if grid.probes and not (done and probes_current(spec, grid.probes)):
+            write_probes(spec, source, grid.probes)
     records = collect_records(GRIDS_RUNS / name, params.run.baseline)
-    return write_grid_report(name, list(grid.axes), records, GRIDS_REPORTS / name)
+    paths = write_grid_report(name, list(grid.axes), records, GRIDS_REPORTS / name)
+    if grid.probes:
+        documents = [(point, read_json(spec.run_dir / PROBES_FILE)) for point, spec in points]
+        paths += write_probe_report(name, list(grid.axes), documents, GRIDS_REPORTS / name)
+    return paths
 
 
 def grid_table(axes: list[str], records: list[dict[str, Any]]) -> pd.DataFrame:
