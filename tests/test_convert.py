@@ -56,7 +56,10 @@ def test_contract_decision_step_and_op_counts():
         method.forward(images)
     counts = counter.compute()
     first, hidden_neurons, output = counts.layers[0], counts.layers[1], counts.layers[2]  # fc1, act_fc1, output
-    assert first["macs"] == 64 * 32 * 5 and first["acs"] == 0  # analog input, every step: 64 pixels × fan-out 32 × T
+    # the analog image is held over the steps (a constant input): its products are charged once, 64 pixels
+    # × fan-out 32; the per-step figure stays beside it (× T = 5)
+    assert first["macs"] == 64 * 32 and first["acs"] == 0 and first["constant_input"]
+    assert first["macs_every_step"] == 64 * 32 * 5
     assert hidden_neurons["type"] == "LIF" and hidden_neurons["event_kind_out"] == EventKind.BINARY.value
     assert output["event_kind_in"] == "binary" and output["acs"] == hidden_neurons["spikes"] * 10
     assert counts.totals["macs"] == first["macs"]
