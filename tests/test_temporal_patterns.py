@@ -28,7 +28,7 @@ FRAMING = {"T": 10, "time_window": 10000.0}
 
 
 def prepared(root, **simulation):
-    """Prepares the dataset under `root` (no validation split) and returns (frames, labels) of both splits."""
+    """Prepares the dataset under `root` (no validation split): (train frames, labels, test frames, labels)."""
     prepare(DATASET, root, val_fraction=0.0, framing=FRAMING, simulation=simulation)
     data = load_prepared(DATASET, root)
     return (data.train_images.numpy().astype(float), data.train_labels.numpy(),
@@ -111,7 +111,7 @@ def test_the_frames_keep_every_event(tmp_path):
 def test_counts_alone_stay_at_chance_and_the_timing_does_far_better(tmp_path):
     """Logistic regression on the counts per channel (or per time window) is at chance, 10 %, within
     3.5 pp (3.7 standard errors on 1000 test samples; measured 9.8 % and 11.0 %); an MLP on the frames at
-    Δt reads the timing (39.2 % measured; 45 % with 6000 samples, the module docstring)."""
+    Δt reads the timing (39.2 % measured; 45.2 % with 6000 samples, the module docstring)."""
     train, train_labels, test, test_labels = prepared(tmp_path, train_samples=3000, test_samples=1000)
 
     def accuracy(model, features):  # features: frames [N, T, 1, 1, C] -> [N, F]

@@ -1,6 +1,7 @@
 """Event datasets' frames: how a sample's events become frames, and the cached framing of a split.
 
-The registered event datasets, their raw files and where each is read from: `benchmark.data.event_sources`.
+The registered event datasets, their raw files and where each is read from: `benchmark.data.event_sources`;
+the generated `temporal-patterns`: `benchmark.data.temporal_patterns`.
 
 Frames (`datasets.<name>.framing` in params.yaml, class `Framing`). Each sample's events (x, y, t in
 µs, p) go through tonic's transforms, then become uint8 frames `[T, C, H, W]` (C: polarities; a
