@@ -27,20 +27,27 @@ Loss and readout:
     ŷ       = argmax_c O_c(T − 1);  decision step = T
 
 Backward, with no surrogate function: the code is taken as lossless, ∂ŷ⁰_j(t)/∂y_j(t) = 1 (the
-events and the threshold test carry no gradient; the ReLU keeps its own derivative), and past
-bucket states are constants, so at step t
-    ∂x_j/∂w_ij = Σ_k v_jᵏ·ŷᵏ_i(t),  ∂x_j/∂v_jᵏ = Σ_i w_ij·ŷᵏ_i(t),  ∂x_j/∂y_i(t) = w_ij·v_j⁰.
+events and the threshold test carry no gradient; the ReLU keeps its own derivative). Through the
+gamma memory (`gradient`):
+    truncated (default) past bucket states are constants (detached between steps), so at step t
+              ∂x_j/∂w_ij = Σ_k v_jᵏ·ŷᵏ_i(t),  ∂x_j/∂v_jᵏ = Σ_i w_ij·ŷᵏ_i(t),  ∂x_j/∂y_i(t) = w_ij·v_j⁰
+    full      backpropagation through the whole sequence: ∂ŷᵏ_i(t)/∂ŷᵏ⁻¹_i(t−1) = 1 − α_k and
+              ∂ŷᵏ_i(t)/∂ŷᵏ_i(t−1) = α_k (k ≥ 1) are kept, so x_j(t) also reaches y_i(τ), τ < t, through
+              the buckets k ≥ 1 (ŷ⁰ stands for y(t) alone); the event form's BPTT gradient
 
 Training (`training`): `train_step` (the harness's optional per-batch hook, benchmark/contract/method.py;
 it receives the encoded input events e_in(t): the image's sigma-delta events, or an event dataset's
-frame counts) runs t = 0..T-1 one step of the whole network at a time, in the trace form below, and frees each step's
-graph after its backward: memory is constant in T. The loss steps are t = t_0..T−1, every one of them:
+frame counts) runs t = 0..T-1 one step of the whole network at a time, in the trace form below; with the
+truncated gradient it frees each step's graph after its backward (memory constant in T). The loss steps
+are t = t_0..T−1, every one of them:
     online   (params.yaml default) at every loss step: backward of CE(O(t), y), then an optimizer
              step, T − t_0 updates per batch; later steps run on the updated weights
     offline  the gradients of CE(O(t), y)/(T − t_0) accumulate over the loss steps, then one
              optimizer step per batch (the gradient of `loss`, past states held constant)
-A loop without the hook (`loss` on the network's output, full backward) runs BPTT through the event
-form: the same lossless-code gradients with past states not held constant, memory linear in T.
+With `gradient: full` (offline only: online updates change the weights between the steps a gradient
+through the past would span) the graph is kept over the sequence and `loss` is backpropagated once per
+batch, memory linear in T; the same gradient as a loop without the hook (`loss` on the network's
+output, full backward), which runs BPTT through the event form.
 
 Two forms of the same forward (values equal up to float rounding; tests/test_sigma_delta.py):
 - trace form (`trace_step`, training): each layer gets Z_k = W·ŷᵏ_in(t), the presynaptic buckets
@@ -100,6 +107,8 @@ class SigmaDeltaConfig(MethodConfig):
     tau: list[float] = Field([100.0, 2.0], min_length=1, description="τ_0..τ_{K−1} in units of dt; K = len(tau)")
     dt: float = Field(1.0, gt=0, description="Δt: α_k = exp(−Δt/τ_k)")
     training: Literal["online", "offline"] = "online"
+    gradient: Literal["truncated", "full"] = Field("truncated", description="through the gamma memory: truncated "
+                                                   "(past buckets constant) or full (BPTT; offline only)")
     loss_from: int = Field(0, ge=0, description="t_0: first step whose CE(O(t), y) is a loss step")
     lr: float = 3e-4
 
@@ -302,6 +311,10 @@ class SigmaDelta(CodingMethod):
         if config.loss_from >= config.T:
             raise ConfigError(f"methods.sigma-delta.loss_from must be < T (some step must carry a loss), got "
                               f"loss_from={config.loss_from}, T={config.T}")
+        if config.gradient == "full" and config.training != "offline":
+            raise ConfigError("methods.sigma-delta.gradient: full backpropagates through the whole sequence, which "
+                              "online training (an update at every step) cannot; set training: offline, or "
+                              f"gradient: truncated (got training={config.training})")
         if arch.batch_norm or (arch.pool == "max" and "M" in arch.conv):
             raise ConfigError("sigma-delta keeps its buckets after the synaptic layer, which must therefore be linear: "
                               "use an architecture with batch_norm: false and pool: avg")
@@ -366,23 +379,30 @@ class SigmaDelta(CodingMethod):
         config, network = self.config, self.network
         traces: list[Tensor | None] = [None] * sum(isinstance(m, GammaSigmaDelta) for m in network.modules())
         loss_steps = config.T - config.loss_from
-        online = config.training == "online"
+        online, full = config.training == "online", config.gradient == "full"
         alphas = encoded.new_tensor(self.alphas)
         inputs, total = encoded.new_zeros(len(self.alphas), *encoded.shape[1:]), encoded.new_zeros(())
+        sequence_loss = encoded.new_zeros(())  # full: `loss`, backpropagated once through every step
         optimizer.zero_grad(set_to_none=True)
         for t, events in enumerate(encoded):
             inputs = gamma_memory_step(events, inputs, alphas)
             counts = t >= config.loss_from
-            with torch.set_grad_enabled(counts):
+            with torch.set_grad_enabled(counts or full):  # full: later losses reach back into every step
                 output, traces = network_step(network, inputs, traces)
                 if counts:
                     loss = F.cross_entropy(output, labels)
-                    (loss if online else loss / loss_steps).backward()
+                    if full:
+                        sequence_loss = sequence_loss + loss / loss_steps
+                    else:
+                        (loss if online else loss / loss_steps).backward()
                     total += loss.detach()
                     if online:
                         optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
-            traces = [trace.detach() for trace in traces]  # past bucket states are constants
+            if not full:
+                traces = [trace.detach() for trace in traces]  # past bucket states are constants
+        if full:
+            sequence_loss.backward()
         if not online:
             optimizer.step()
         return total / loss_steps, self.readout(output.detach().unsqueeze(0)).prediction

@@ -311,6 +311,23 @@ def test_params_yaml_event_entries_validate_and_unknown_keys_are_named(tmp_path)
         load_params(tmp_path / "params.yaml")
 
 
+@pytest.mark.parametrize("dataset, simulation, says", [
+    ("fashion-mnist-dvs", {"thresold": 0.2}, r"datasets\.fashion-mnist-dvs\.simulation\.thresold: unknown key"),
+    ("temporal-patterns", {"threshold": 0.2}, r"datasets\.temporal-patterns\.simulation\.threshold: unknown key"),
+    ("nmnist", {"seed": 1}, r"datasets\.nmnist\.simulation: nmnist is a recording"),
+    ("mnist", {"seed": 1}, r"datasets\.mnist\.simulation: mnist is not a registered event dataset"),
+], ids=["camera", "generator", "recording", "image"])
+def test_params_yaml_simulations_are_validated_by_their_own_simulators_model(tmp_path, dataset, simulation, says):
+    import yaml
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["datasets"].setdefault(dataset, {})["simulation"] = simulation
+    raw["grid_files"] = []  # they lie beside the repository's params.yaml
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=says):
+        load_params(tmp_path / "params.yaml")
+
+
 def test_the_registry_lists_the_event_datasets_with_their_frame_shapes():
     datasets = available_datasets()
     assert datasets["nmnist"].input_shape == (2, 34, 34) and datasets["shd"].input_shape == (1, 1, 700)

@@ -149,9 +149,9 @@ def test_the_gamma_cascade_impulse_response_matches_the_closed_form(taus):
 # --- a network stepped by hand ------------------------------------------------------------------
 
 
-def hand_network():
-    """One pixel -> two hidden neurons -> two classes; α = (0.5, 0.75), ϑ = 0.1 (H = 0.2), fixed height."""
-    method = make({"T": 3, "threshold": 0.1, "height": "fixed", "tau": [tau_for(0.5), tau_for(0.75)]},
+def hand_network(**changes):
+    """One pixel -> two hidden neurons -> two classes; α = (0.5, 0.75), ϑ = 0.1 (H = 0.2), fixed height, T = 3."""
+    method = make({"T": 3, "threshold": 0.1, "height": "fixed", "tau": [tau_for(0.5), tau_for(0.75)], **changes},
                   arch=ArchSpec(kind="mlp", hidden=[2]), shape=(1, 1, 1), classes=2)
     network = method.network.double()
     with torch.no_grad():
@@ -227,6 +227,86 @@ def test_the_per_step_gradients_by_hand():
         assert network.act_output.v.grad[1, 0].item() == pytest.approx(v1_grad)
         assert network.fc1.layer.weight.grad[1, 0].item() == 0.0  # hidden neuron 2: ReLU at 0
         traces = [trace.detach() for trace in traces]
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_the_full_gradient_by_hand_over_two_steps(label):
+    # T = 2, offline, loss = (CE(O(0), y) + CE(O(1), y))/2 with the outputs of test_three_steps_by_hand,
+    # O(0) = (0.3, −0.05), O(1) = (0.4875, −0.1125); both depend on w = w_h1 (fc1, hidden neuron 1)
+    # only through s(t) = ŷ⁰_h(t) + 0.5·ŷ¹_h(t): O_1 = 1.5·s, O_2 = −0.5·s + 0.05. With ŷ⁰_h ≡ y_h = x_h,
+    #   ∂y_h(0)/∂w = ŷ⁰_in(0) + 0.5·ŷ¹_in(0) = 0.2,   ∂y_h(1)/∂w = 0.3 + 0.5·0.05 = 0.325
+    #   truncated:  ∂s(0)/∂w = 0.2,  ∂s(1)/∂w = 0.325 (ŷ¹_h(1) = 0.75·ŷ¹_h(0) + 0.25·ŷ⁰_h(0) held constant)
+    #   full:       ∂s(1)/∂w = 0.325 + 0.5·0.25·∂y_h(0)/∂w = 0.325 + 0.025 = 0.35
+    # ∂loss/∂w = ½·Σ_t Σ_c (softmax(O(t))_c − 1[c = y])·w_oc·∂s(t)/∂w, w_o = (1.5, −0.5)
+    outputs = torch.tensor([[0.3, -0.05], [0.4875, -0.1125]], dtype=torch.float64)
+    error = torch.softmax(outputs, dim=1) - F.one_hot(torch.tensor(label), 2)
+    image = torch.full((1, 1, 1, 1), 0.45, dtype=torch.float64)
+    for gradient, ds in (("truncated", [0.2, 0.325]), ("full", [0.2, 0.35])):
+        method = hand_network(T=2, training="offline", gradient=gradient)
+        method.train_step(method.encode(image), torch.tensor([label]), CountingOptimizer(method.network.parameters()))
+        expected = 0.5 * sum(float(error[t] @ torch.tensor([1.5, -0.5], dtype=torch.float64)) * ds[t] for t in range(2))
+        # rel 1e-8: hand_network's b_2 = 0.05 comes from a float32 tensor (0.05 + 7e-10)
+        assert method.network.fc1.layer.weight.grad[0, 0].item() == pytest.approx(expected, rel=1e-8), gradient
+        assert method.network.fc1.layer.weight.grad[1, 0].item() == 0.0  # hidden neuron 2: ReLU at 0
+
+
+@pytest.mark.parametrize("loss_from", [0, 2])
+def test_the_full_gradient_is_the_event_forms_bptt_gradient(loss_from):
+    method = make({"T": 5, "training": "offline", "gradient": "full", "loss_from": loss_from, "tau": [6.0, 2.0, 3.0]})
+    method.network.double()
+    with torch.no_grad():  # nonzero v for every bucket, so every bucket's path is checked
+        for module in method.network.modules():
+            if isinstance(module, (GammaSigmaDelta, GammaReadout)):
+                module.v.uniform_(0.3, 1.0)
+    images, labels = torch.rand(6, *SHAPE, dtype=torch.float64), torch.arange(6) % 10
+    method.loss(method.forward(images), labels).backward()
+    bptt = {name: p.grad.clone() for name, p in method.network.named_parameters()}
+    optimizer = CountingOptimizer(method.network.parameters())
+    method.train_step(method.encode(images), labels, optimizer)
+    assert optimizer.steps == 1
+    for name, parameter in method.network.named_parameters():
+        assert torch.allclose(parameter.grad, bptt[name], rtol=1e-9, atol=1e-12), name
+
+
+def test_the_default_gradient_is_the_truncated_one_bit_for_bit():
+    """Three Adam batches of online training: the default, `gradient: truncated` and the online rule
+    written out here (per step: CE backward, an update, traces detached) end on the same weights."""
+    frames = torch.poisson(torch.full((3, 4, 8, *SHAPE), 0.4), generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(8) % 10
+    weights = []
+    for rule in ("default", "truncated", "written out"):
+        method = make({"T": 4} if rule != "truncated" else {"T": 4, "gradient": "truncated"})
+        optimizer = torch.optim.Adam(method.network.parameters(), lr=method.config.lr)
+        for batch in frames:
+            if rule == "written out":
+                inputs, traces = batch.new_zeros(2, *batch.shape[1:]), [None, None]
+                for events in batch:
+                    inputs = gamma_memory_step(events, inputs, batch.new_tensor(method.alphas))
+                    output, traces = network_step(method.network, inputs, traces)
+                    optimizer.zero_grad(set_to_none=True)
+                    F.cross_entropy(output, labels).backward()
+                    optimizer.step()
+                    traces = [trace.detach() for trace in traces]
+            else:
+                method.train_step(method.encode_frames(batch), labels, optimizer)
+        weights.append(method.network.state_dict())
+    for name, value in weights[0].items():
+        assert torch.equal(value, weights[1][name]) and torch.equal(value, weights[2][name]), name
+
+
+def test_a_full_gradient_needs_offline_training():
+    with pytest.raises(ConfigError, match="gradient: full .* training: offline"):
+        make({"gradient": "full"})
+    assert make({"gradient": "full", "training": "offline"}).config.gradient == "full"
+
+
+def test_the_board_names_the_height_and_the_gradient_that_ran():
+    """The record's `variant` (the board's column) names every key off the method's defaults: the
+    fixed height and the full gradient appear, the defaults (adaptive, truncated) read as ""."""
+    assert make().variant() == ""
+    assert make({"height": "fixed"}).variant() == "height=fixed"
+    assert make({"training": "offline", "gradient": "full"}).variant() == "gradient=full,training=offline"
+    assert make({"height": "adaptive", "gradient": "truncated"}).variant() == ""
 
 
 # --- gradients and the two forms ----------------------------------------------------------------

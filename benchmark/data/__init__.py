@@ -5,6 +5,7 @@
     events             how events become frames (`Framing`, `Framer`), cached per split
     event_sources      N-MNIST, DVS Gesture, SHD (tonic), Fashion-MNIST-DVS (simulated)
     event_camera       the simulated event camera
+    temporal_patterns  a synthetic event dataset whose class is in the spike timing, not the counts
     prepared           `prepare` and `load_prepared`: datasets/<name>/prepared.pt and meta.json
     replay             prepared samples' events read again and checked against their digests
     corruptions        image corruptions and the official corrupted sets
@@ -14,4 +15,4 @@
 Importing the package registers every dataset (its loaders' modules register on import).
 """
 
-from benchmark.data import event_sources, images  # noqa: F401  (import registers the datasets)
+from benchmark.data import event_sources, images, temporal_patterns  # noqa: F401  (import registers the datasets)

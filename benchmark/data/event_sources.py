@@ -290,5 +290,6 @@ register("dvs-gesture", "IBM DVS128 Gesture (tonic's release): 11 gestures, 128x
 register("shd", "Spiking Heidelberg Digits: 20 spoken digits as spikes of 700 cochlear channels",
          source=EventSource((700, 1, 1), Framing(T=100), _open_shd), classes=SHD_CLASSES)
 register("fashion-mnist-dvs", "Fashion-MNIST seen by a simulated event camera making N-MNIST's 3 saccades, 34x34x2",
-         source=EventSource((34, 34, 2), Framing(T=10), _open_fashion_mnist_dvs, simulated=True),
+         source=EventSource((34, 34, 2), Framing(T=10), _open_fashion_mnist_dvs, simulation=EventCamera,
+                            simulator_version=SIMULATOR_VERSION),
          classes=FASHION_CLASSES)

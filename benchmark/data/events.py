@@ -1,6 +1,7 @@
 """Event datasets' frames: how a sample's events become frames, and the cached framing of a split.
 
-The registered event datasets, their raw files and where each is read from: `benchmark.data.event_sources`.
+The registered event datasets, their raw files and where each is read from: `benchmark.data.event_sources`;
+the generated `temporal-patterns`: `benchmark.data.temporal_patterns`.
 
 Frames (`datasets.<name>.framing` in params.yaml, class `Framing`). Each sample's events (x, y, t in
 µs, p) go through tonic's transforms, then become uint8 frames `[T, C, H, W]` (C: polarities; a
@@ -48,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm import tqdm
 
 from benchmark.contract.errors import ConfigError, DataError
-from benchmark.data.event_camera import SIMULATOR_VERSION, EventCamera, events_digest
+from benchmark.data.event_camera import events_digest
 from benchmark.data.registry import FrameFormat, RawData, RawRequest, register_event_dataset
 
 CACHE_FORMAT = 1  # bump when the cached blocks' content or layout changes
@@ -141,12 +142,19 @@ class EventSplit:
 
 @dataclass(frozen=True)
 class EventSource:
-    """How an event dataset is read: its sensor, default framing and a reader of its splits."""
+    """How an event dataset is read: its sensor, default framing and a reader of its splits; a simulated
+    one also names the model of its parameters (`datasets.<name>.simulation`) and its simulator's version
+    (recorded in meta.json; replaying under another version is refused)."""
 
     sensor_size: tuple[int, int, int]  # tonic's (x, y, polarities)
     default_framing: Framing
-    open: Callable[[RawRequest, "EventCamera | None"], tuple[EventSplit, EventSplit]]  # (train, test)
-    simulated: bool = False
+    open: Callable[[RawRequest, BaseModel | None], tuple[EventSplit, EventSplit]]  # (train, test)
+    simulation: type[BaseModel] | None = None  # None: a recording
+    simulator_version: int = 0  # bump when the simulator makes other events from the same parameters
+
+    @property
+    def simulated(self) -> bool:
+        return self.simulation is not None
 
 
 def register(name: str, description: str, *, source: EventSource, classes: Sequence[str]) -> None:
@@ -165,17 +173,12 @@ def load_events(name: str, source: EventSource, request: RawRequest, framing: An
     frames `[N, T, C, H, W]`. `framing` and `simulation` are params.yaml mappings (or models)."""
     framing = _validated(Framing, framing, f"datasets.{name}.framing") if framing is not None \
         else source.default_framing
-    if source.simulated:
-        camera = _validated(EventCamera, simulation if simulation is not None else {}, f"datasets.{name}.simulation")
-    elif simulation is not None:
-        raise ConfigError(f"datasets.{name}.simulation: {name} is a recording, not a simulation; remove the key")
-    else:
-        camera = None
+    simulation = simulation_parameters(name, source, simulation)
     if framing.denoise is not None and source.sensor_size[1] == 1:
         raise ConfigError(f"datasets.{name}.framing.denoise: tonic's Denoise needs a 2-D sensor, and {name}'s is "
                           f"{source.sensor_size[0]}×1; remove the key")
     framer = Framer(framing, source.sensor_size)
-    train, test = source.open(request, camera)
+    train, test = source.open(request, simulation)
     framed = {split: _frame_split(request, split, events, framer) for split, events in
               (("train", train), ("test", test))}
     (train_frames, train_labels, train_stats), (test_frames, test_labels, test_stats) = framed.values()
@@ -194,8 +197,8 @@ def load_events(name: str, source: EventSource, request: RawRequest, framing: An
     }
     if train.provenance or test.provenance:
         meta["raw_provenance"] = {**train.provenance, **test.provenance}
-    if camera is not None:
-        meta["simulation"] = {**camera.model_dump(), "simulator_version": SIMULATOR_VERSION}
+    if simulation is not None:
+        meta["simulation"] = {**simulation.model_dump(), "simulator_version": source.simulator_version}
     return RawData(
         train_images=train_frames, train_labels=train_labels, test_images=test_frames, test_labels=test_labels,
         sha256={key: value for split in (train, test) for key, value in split.identity.get("sha256", {}).items()},
@@ -205,6 +208,16 @@ def load_events(name: str, source: EventSource, request: RawRequest, framing: An
         meta=meta,
         event_digests={"train": train_stats.pop("digests"), "test": test_stats.pop("digests")},
     )
+
+
+def simulation_parameters(name: str, source: EventSource, simulation: Any) -> BaseModel | None:
+    """A simulated dataset's parameters (`datasets.<name>.simulation`, a mapping or the model; omitted: the
+    defaults) validated by its source's model; None for a recording, where the key is an error."""
+    if source.simulation is None:
+        if simulation is not None:
+            raise ConfigError(f"datasets.{name}.simulation: {name} is a recording, not a simulation; remove the key")
+        return None
+    return _validated(source.simulation, simulation if simulation is not None else {}, f"datasets.{name}.simulation")
 
 
 class _FrameBlocks:

@@ -7,7 +7,8 @@ train/validation split of the official train set) plus `datasets/<name>/meta.jso
 seed and checksums, for provenance). `load_prepared(name)` reads them back for every later stage.
 Both files are written atomically, so an interrupted `prepare` never leaves a half-written one.
 
-Event datasets (benchmark.data.events: N-MNIST, DVS Gesture, SHD, the simulated Fashion-MNIST-DVS)
+Event datasets (benchmark.data.events: N-MNIST, DVS Gesture, SHD, the simulated Fashion-MNIST-DVS, the
+generated temporal-patterns)
 prepare the same two files, with uint8 event frames `[N, T, C, H, W]` in place of the images
 (`Prepared.frames` says so, and how to read them); `frames_to_float` turns a batch of them into the
 time-major `[T, B, C, H, W]` a method's `encode_frames` receives.
@@ -77,7 +78,8 @@ def prepare(
     `search` replaces the dataset's default raw-file folders; `checksums` replaces its known
     checksums (tests use both); `allow_download` lets torchvision (tonic for event datasets) fetch
     missing files. Event datasets only: `framing` (benchmark.data.events.Framing) and, for a simulated
-    one, `simulation` (benchmark.data.event_camera.EventCamera), as params.yaml's `datasets.<name>` holds them.
+    one, `simulation` (the parameter model its source names, e.g. benchmark.data.event_camera.EventCamera), as
+    params.yaml's `datasets.<name>` holds them.
     """
     info = get_dataset(name)
     if not 0 <= val_fraction < 1:

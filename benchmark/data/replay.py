@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from benchmark.contract.errors import ConfigError, DataError
-from benchmark.data.event_camera import SIMULATOR_VERSION, EventCamera, events_digest
+from benchmark.data.event_camera import events_digest
 from benchmark.data.prepared import META_FILE, PREPARED_FILE, load_prepared
 from benchmark.data.registry import KNOWN_CHECKSUMS, RawRequest, get_dataset
 
@@ -30,16 +30,16 @@ def replay_events(name: str, split: str, indices: Sequence[int], root: Path = Pa
     load_prepared(name, root)  # checks prepared.pt against the checksum meta.json records
     meta = json.loads((Path(root) / name / META_FILE).read_text())
     payload = torch.load(Path(root) / name / PREPARED_FILE, weights_only=True, mmap=True)
-    camera = None
+    simulation = None
     if info.events.simulated:
-        simulation = dict(meta["simulation"])
-        if simulation.pop("simulator_version") != SIMULATOR_VERSION:
+        recorded = dict(meta["simulation"])
+        if recorded.pop("simulator_version") != info.events.simulator_version:
             raise DataError(f"{name} was simulated by simulator version {meta['simulation']['simulator_version']}, "
-                            f"this is version {SIMULATOR_VERSION}: run `spikecode prepare {name}` again")
-        camera = EventCamera(**simulation)
+                            f"this is version {info.events.simulator_version}: run `spikecode prepare {name}` again")
+        simulation = info.events.simulation(**recorded)
     request = RawRequest(name, Path(root) / name, None if search is None else tuple(Path(p) for p in search),
                          False, KNOWN_CHECKSUMS.get(name, {}), False)  # verified when prepared; the digests check now
-    train, test = info.events.open(request, camera)
+    train, test = info.events.open(request, simulation)
     official = test if split == "test" else train
     sources = payload[f"{split}_source"] if split != "test" else torch.arange(len(official))
     recorded = payload["event_sha256"][split]

@@ -35,8 +35,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from benchmark.contract.errors import ConfigError
-from benchmark.data.event_camera import EventCamera
-from benchmark.data.events import Framing
+from benchmark.data.events import Framing, simulation_parameters
+from benchmark.data.registry import available_datasets
 from benchmark.run.paths import DATASETS_DIR, DEFAULT_PARAMS, RUNS_DIR  # noqa: F401  (re-exported)
 from snn.arch import ArchSpec
 
@@ -92,8 +92,9 @@ class DatasetParams(_Strict):
     val_fraction: float = Field(0.1, ge=0, lt=1)
     split_seed: int = 0
     framing: Framing | None = Field(None, description="event datasets: how events become frames (benchmark.data.events)")
-    simulation: EventCamera | None = Field(None, description="simulated event datasets: the camera "
-                                                             "(benchmark.data.event_camera)")
+    simulation: Any = Field(None, description="simulated event datasets: the simulator's parameters, validated by "
+                                              "the model its source names (the event camera's, "
+                                              "benchmark.data.event_camera, for fashion-mnist-dvs)")
     methods: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-method overrides on this "
                                                "dataset, over the profile's (an event dataset's frames fix T)")
 
@@ -241,7 +242,8 @@ def load_params(path: Path = DEFAULT_PARAMS) -> Params:
         if unknown:
             raise ConfigError(f"{path}: datasets.{dataset}.methods overrides {', '.join(unknown)}, which `methods` does "
                               f"not define (defined: {', '.join(params.methods)}); fix the name or add the method")
-    params = params.model_copy(update={"grids": {**params.grids, **_grid_files(path, params)}})
+    params = params.model_copy(update={"grids": {**params.grids, **_grid_files(path, params)},
+                                       "datasets": _simulations(path, params)})
     _check_claims(path, params)
     return params
 
@@ -261,6 +263,21 @@ def _check_claims(path: Path, params: Params) -> None:
                        if side.resolution and side.resolution not in params.resolution else None)
             if problem:
                 raise ConfigError(f"{path}: claims.{claim.id}: {problem}; fix the name or the claim's test")
+
+
+def _simulations(path: Path, params: Params) -> dict[str, DatasetParams]:
+    """`datasets:` with each `simulation` validated by the parameter model of its dataset's simulator."""
+    datasets = dict(params.datasets)
+    registered = available_datasets()
+    for name, entry in params.datasets.items():
+        if entry.simulation is None:
+            continue
+        source = registered[name].events if name in registered else None
+        if source is None:
+            raise ConfigError(f"{path}: datasets.{name}.simulation: {name} is not a registered event dataset, so "
+                              f"nothing simulates it; remove the key")
+        datasets[name] = entry.model_copy(update={"simulation": simulation_parameters(name, source, entry.simulation)})
+    return datasets
 
 
 def _check_budgets(path: Path, params: Params) -> None:
