@@ -18,6 +18,10 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
     echo "setup: installing spikecode-bench${extras} (torch ${extras:+and test tools}; several minutes the first time)"
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e ".${extras}"
+    # The round-trip libraries of `spikecode export` (benchmark/deploy/roundtrip.py), without their
+    # dependencies: spikingjelly declares torchaudio, tensorboard and SciencePlots, which its NIR import
+    # never loads (loguru is the one it needs); norse builds from its sdist (pure Python).
+    .venv/bin/python -m pip install --quiet --no-deps spikingjelly==2.0.0 norse==1.1.0 loguru==0.7.3
     if [[ -n "$extras" ]]; then
         # NeuroBench is the reference the op counter is cross-checked against; its own pins (an
         # older torch, torchaudio for its datasets) would clash, and the tests import only its metrics.

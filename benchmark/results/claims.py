@@ -20,6 +20,9 @@ The interval of d:
     training_memory_growth   bytes of training memory per added time step, one deterministic
                         measurement of `make bench` (reports/perf.json): its interval is the value
 
+A selection with `choose: validation` takes, of the grid points its `point` matches, the one whose
+mean validation accuracy is highest (the test set never chooses).
+
 steps_to_baseline of a run: the first step t at which its anytime accuracy reaches the board baseline's
 mean accuracy − 1 pp; a run that never does counts T + 1. resolution_shift: accuracy at Δt/k minus at
 Δt of the runs trained at Δt, for every k of the sweep; the verdict is that of the k whose interval is
@@ -131,6 +134,8 @@ def select(side: dict, claim: dict, sources: dict[str, Any]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for record in found:
         groups.setdefault((record["variant"], record["T"]), []).append(record)
+    if side.get("choose") == "validation" and groups:
+        return max(groups.values(), key=lambda members: stats.fmean(r.get("val_accuracy") or 0.0 for r in members))
     if not groups:
         where = f"grid {grid} (run `spikecode grid {grid}`)" if grid else f"the {dataset} ({profile}) board"
         raise Missing(f"no records of {_describe(side)} on {dataset} ({profile}) in {where}")
@@ -144,7 +149,10 @@ def select(side: dict, claim: dict, sources: dict[str, Any]) -> list[dict]:
 
 
 def _point_value(record: dict, key: str) -> Any:
-    return record["arch"] if key == "arch" else record["T"] if key == "T" else (record.get("hyperparameters") or {}).get(key)
+    """A grid axis's value in a record: its architecture, else its hyperparameter (css's T is its
+    window, not the record's T, which adds the silent steps)."""
+    hyperparameters = record.get("hyperparameters") or {}
+    return record["arch"] if key == "arch" else hyperparameters[key] if key in hyperparameters else record.get(key)
 
 
 # --- the measures ---------------------------------------------------------------------------------

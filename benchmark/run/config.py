@@ -167,6 +167,8 @@ class ClaimSelection(_Strict):
     grid: str | None = Field(None, description="read this grid's records instead of the board's")
     point: dict[str, Any] = Field(default_factory=dict, description="the grid point: hyperparameter values")
     resolution: str | None = Field(None, description="a resolution sweep (metric resolution_shift)")
+    choose: Literal["validation"] | None = Field(None, description="validation: of the grid points `point` "
+                                                 "matches, the one with the best mean validation accuracy")
 
 
 class ClaimTest(_Strict):
