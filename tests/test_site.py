@@ -108,9 +108,24 @@ def tiny_png() -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b""))
 
 
+CLAIM = {"id": "rate-cheaper", "paper": "Doe et al.", "claim": "rate costs less energy than the ANN", "dataset": "digits",
+         "reference": None, "note": "", "not_tested": None,
+         "test": {"metric": "energy_tier1", "direction": "less", "threshold": 0.0,
+                  "a": {"method": "rate", "variant": ""}, "b": {"method": "ann", "variant": ""}}}
+DEPLOYMENT = {"portable": "approximate (subtractive reset → reset to zero; agreement: snntorch 97.0 %)",
+              "reasons": [], "approximations": [{"layer": "act1", "code": "subtractive-reset", "detail": "V ← 0"}],
+              "roundtrip": {"snntorch": {"status": "ok", "error": None, "agreement": 97.0, "accuracy": 0.9,
+                                         "first_divergence": {"layer": "act1", "node": "act1", "step": 3}}},
+              "fixed_point": {"fp32": {"accuracy": 0.9, "tier1_pj": 2000.0, "agreement_with_fp32": None},
+                              "int8": {"accuracy": 0.89, "tier1_pj": 300.0, "agreement_with_fp32": 0.98},
+                              "int4": {"accuracy": 0.7, "tier1_pj": 300.0, "agreement_with_fp32": 0.75}}}
+
+
 def write_reports(root: Path, records: list[dict], references: list[dict] = ()) -> Path:
     """The reports the report stage writes from `records` (baseline: ann) into `root`; its leaderboard.json."""
-    write_leaderboard(records, root, "ann", references, root / "grids")
+    records = [{**record, "deployment": DEPLOYMENT} if (record["method"], record["variant"]) == ("rate", "") else record
+               for record in records]
+    write_leaderboard(records, root, "ann", references, root / "grids", claims=[CLAIM], profile="smoke")
     return root / "leaderboard.json"
 
 
@@ -150,7 +165,7 @@ def parse(path: Path) -> Links:
 
 def test_pages_and_provenance_files_exist(site):
     names = {path.relative_to(site).as_posix() for path in site.rglob("*") if path.is_file()}
-    assert {"index.html", "provenance.html", "methods/ann.html", "methods/rate.html", "methods/tempo.html",
+    assert {"index.html", "provenance.html", "claims.html", "portability.html", "methods/ann.html", "methods/rate.html", "methods/tempo.html",
             "grids/rate-T/accuracy.png", "methods/rate-T.png"} <= names
     assert {"digits-smoke/accuracy_vs_energy.png", "digits-smoke/accuracy_vs_energy_tier2.png",
             "digits-smoke/accuracy_vs_decision_step.png", "digits-smoke/accuracy_vs_severity_noise.png",
@@ -160,6 +175,20 @@ def test_pages_and_provenance_files_exist(site):
     assert len(provenance) == len(RECORDS) + len(GRID)
     record = json.loads((site / "provenance" / "digits.smoke.rate.T-4.T4.s0.json").read_text())
     assert record["provenance"]["params_hash"] == "h-rate-T=4-4" and record["grid"] is None
+
+
+def test_the_claims_page_shows_each_verdict_linked_to_its_records(site):
+    page = (site / "claims.html").read_text()
+    assert 'id="rate-cheaper"' in page and "✅ holds" in page and "rate costs less energy than the ANN" in page
+    assert 'href="provenance.html#digits.smoke.rate.default.T8.s0"' in page
+
+
+def test_the_portability_page_and_the_board_show_the_export_and_fixed_point(site):
+    page = (site / "portability.html").read_text()
+    assert "subtractive reset → reset to zero" in page and "layer <code>act1</code>, step 3" in page
+    assert "89.00" in page and "70.00" in page  # int8 and int4 accuracy (%) of rate's three seeds
+    board = (site.parent / "digits-smoke" / "leaderboard.md").read_text()
+    assert "## Deployment: fixed point and NIR" in board and "| 89.00 | 70.00 |" in board
 
 
 def test_every_link_is_relative_and_resolves(site):
