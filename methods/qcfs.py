@@ -30,7 +30,7 @@ steps. The harness trains with Adam, which moves λ by about `lr` per step whate
 stays near where it starts. Started far above the activations (λ = 4 against a conv layer's 99.9th
 percentile of 1.5 on Fashion-MNIST), the ANN learns to rely on the dead zone z < λ/(2L) (most units
 rounded to 0), and a converted network loses it as T grows past L: the IF rate tends to clip(z/λ, 0, 1)
-(reports/grids/qcfs-T-cnn records the converted CNN against T).
+(the grid qcfs-T-cnn measures the converted CNN against T).
 `lambda_init: data` (the default) therefore sets each λ_l, in order, to the 99.9th percentile of its
 layer's pre-activation z_l on one training batch before training (`initialize`), as the conversion's
 p99.9 normalization would; a number starts every λ there instead.

@@ -40,6 +40,10 @@ Output decoding and loss (`decoder`):
     loss = CE(s·O, y)      s: `loss_scale`; s = 1 is the paper's CE(O, y), whose floor, O ∈ [0, 1],
                            is log(1 + (C − 1)/e) (1.46 for 10 classes): it stops rewarding the
                            true class for firing before the others once it fires at t = 0
+  Defaults: decoder exp and s = 4, the point the validation split chose in the grid ttfs-loss-scale
+  (s ∈ {1, 4, 16} × decoder ∈ {linear, exp, learned}, MLP, T = 8, 3 epochs of the quick schedule, one
+  seed; reports/grids/ttfs-loss-scale). The paper's reading, decoder linear with s = 1, is that grid's
+  point (1, linear) and is the variant `decoder=linear,loss_scale=1`.
 Readout: the class that fires first wins; decision step = first output spike t → t + 1, no
     output spike → step T. Ties among the earliest classes (and no spike) are broken by
     (`tie_break`) membrane: the output membrane H_c[t*] at that step — the class that crossed θ by
@@ -82,9 +86,11 @@ class TtfsConfig(MethodConfig):
     norm: Literal["ws", "none"] = "ws"
     ws_eps: float = Field(1e-5, gt=0, description="ε of weight standardization")
     pool: Literal["avg", "max"] = "avg"
-    decoder: DecoderName = "linear"
+    decoder: DecoderName = Field("exp", description="w_t of O = Σ_t w_t·S[t]; linear: the paper's (the default "
+                                                    "is the validation choice of grid ttfs-loss-scale)")
     input: Literal["direct", "latency"] = "direct"
-    loss_scale: float = Field(1.0, gt=0, description="s in CE(s·O, y); 1: the paper's loss")
+    loss_scale: float = Field(4.0, gt=0, description="s in CE(s·O, y); 1: the paper's loss (the default is the "
+                                                      "validation choice of grid ttfs-loss-scale)")
     tie_break: Literal["membrane", "decoder"] = Field(
         "membrane", description="how ties at the first output spike are broken: output membrane or O")
 

@@ -51,14 +51,15 @@ def neuron_spike_counts(method, images) -> dict[str, torch.Tensor]:
 # --- configuration ----------------------------------------------------------------------------
 
 
-def test_the_defaults_are_the_papers_full_method():
+def test_the_defaults_are_the_papers_full_method_with_the_validation_choice_of_loss_and_decoder():
     method = make()
     config = method.config
-    assert (config.T, config.init, config.norm, config.pool, config.decoder, config.input) == (
-        8, "ettfs", "ws", "avg", "linear", "direct")
+    assert (config.T, config.init, config.norm, config.pool, config.input) == (8, "ettfs", "ws", "avg", "direct")
     assert (config.surrogate, config.slope, config.threshold) == ("sigmoid", 4.0, 1.0)
+    assert (config.decoder, config.loss_scale) == ("exp", 4.0)  # grid ttfs-loss-scale's validation choice
     assert method.variant() == ""
     assert make({"init": "kaiming", "norm": "none"}).variant() == "init=kaiming,norm=none"
+    assert make({"decoder": "linear", "loss_scale": 1.0}).variant() == "decoder=linear,loss_scale=1"  # the paper's
 
 
 def test_an_unknown_choice_is_an_error_naming_the_key():
@@ -259,7 +260,7 @@ def test_the_static_input_layer_equals_the_folded_one_in_values_gradients_and_op
 def test_the_readout_decodes_with_the_configured_weights():
     # T = 4, θ = 1; the output is the membrane H: class 3 crosses θ at t = 1, class 7 at t = 2
     # -> prediction 3, decision step 2; O from the linear decoder: w_1 = 0.75, w_2 = 0.5
-    method = make({"T": 4})
+    method = make({"T": 4, "decoder": "linear", "loss_scale": 1.0})
     output = torch.zeros(4, 1, 10)
     output[1:, 0, 3] = 1.0
     output[2:, 0, 7] = 1.5
@@ -275,7 +276,7 @@ def test_the_loss_scale_multiplies_the_decoded_output_inside_the_cross_entropy()
     output = torch.zeros(4, 1, 10)
     output[1:, 0, 3] = 1.0
     for scale in (1.0, 4.0):
-        loss = make({"T": 4, "loss_scale": scale}).loss(output, torch.tensor([3])).item()
+        loss = make({"T": 4, "loss_scale": scale, "decoder": "linear"}).loss(output, torch.tensor([3])).item()
         assert loss == pytest.approx(-math.log(math.exp(0.75 * scale) / (math.exp(0.75 * scale) + 9)))
 
 
