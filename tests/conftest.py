@@ -25,6 +25,7 @@ def smoke_params(**changes) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["profile"] = "smoke"
     params["grid_files"] = []  # the probes' file lies beside the repository's params.yaml, not the workspace's
+    params["claims"] = []  # the repository's claims name its grids and sweeps, which tests replace
     params["run"].update({"datasets": ["digits"], "methods": ["ann", "rate"], "seeds": [0], "grids": [],
                           "conversions": [{"method": "convert", "source": "ann"}],
                           "events": {"datasets": ["nmnist"], "methods": ["ann"]},  # absent: skip markers

@@ -97,7 +97,7 @@ def source_index(images: torch.Tensor) -> list[int]:
 def test_available_datasets_lists_the_built_ins_sorted():
     datasets = available_datasets()
     assert list(datasets) == ["cifar10", "digits", "dvs-gesture", "fashion-mnist", "fashion-mnist-dvs", "mnist",
-                              "nmnist", "shd"]  # the event datasets: tests/test_events.py
+                              "nmnist", "shd", "temporal-patterns"]  # the event datasets: tests/test_events.py
     assert all(isinstance(info, DatasetInfo) for info in datasets.values())
     assert datasets["cifar10"].input_shape == (3, 32, 32) and datasets["cifar10"].num_classes == 10
     assert datasets["fashion-mnist"].classes[0] == "T-shirt/top"

@@ -317,11 +317,15 @@ def timings_markdown(timings: dict) -> str:
     slowest = pd.DataFrame([[entry["command"], entry["target"], minutes(entry["seconds"])]
                             for entry in timings["slowest"]], columns=["stage", "target", "minutes"])
     threads = ", ".join(map(str, timings["threads"])) or "unrecorded"
+    grids = pd.DataFrame([[entry["target"], minutes(entry["seconds"]), entry["ended"]] for entry in timings["grids"]],
+                         columns=["grid", "minutes", "ended"])
     return "\n".join([
         "# Where the reproduction's time goes", "",
-        f"Wall time of the pipeline's computing commands (prepare, train, evaluate, robustness, energy, grid, "
+        f"Wall time of the pipeline's computing commands (prepare, train, evaluate, robustness, energy, export, "
         f"resolution), the latest run of each target, as `runs/timings.jsonl` recorded them; torch threads: "
         f"{threads}. Sum over commands: **{minutes(timings['total_seconds'])} min**; first start to last end: "
         f"**{minutes(timings['span_seconds'])} min** (longer than the sum when the runs were interrupted or "
         "resumed, shorter when commands ran side by side).", "",
-        markdown_table(stages), "", "## Slowest targets", "", markdown_table(slowest), ""])
+        markdown_table(stages), "", "## Slowest targets", "", markdown_table(slowest), "",
+        "## Grids", "", "Each `spikecode grid` run (by hand, or listed in run.grids), apart from the figures above.", "",
+        markdown_table(grids) if len(grids) else "None recorded.", ""])
