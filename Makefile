@@ -7,7 +7,7 @@ repro:
 
 test:
 	scripts/setup.sh --test
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 2 --dist loadfile
 
 bench:
 	scripts/setup.sh --test

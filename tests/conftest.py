@@ -52,3 +52,11 @@ def workspace(tmp_path, monkeypatch, prepared_digits) -> Path:
     root = make_workspace(tmp_path / "ws", prepared_digits)
     monkeypatch.chdir(root)
     return root
+
+
+SLOWEST_MODULES = ("test_pipeline.py", "test_train.py", "test_plugin.py")  # minutes of processes importing torch
+
+
+def pytest_collection_modifyitems(items):
+    """The slowest modules go first, so that `make test`'s two workers (`--dist loadfile`) finish together."""
+    items.sort(key=lambda item: item.path.name not in SLOWEST_MODULES)
