@@ -60,6 +60,18 @@ def test_dvc_repro_writes_the_leaderboard_for_every_method(project):
     assert (project / "reports" / "site" / "index.html").exists()
 
 
+def test_dvc_repro_exports_the_runs_nir_can_express_and_names_why_not_for_the_rest(project):
+    runs = project / "runs" / "digits"
+    for method in ("rate", "convert"):  # subtractive reset: exported approximately, the approximation named
+        export = read_json(runs / method / "0" / "deploy.json")["export"]
+        assert export["exportable"] == "approximate" and export["approximation_codes"] == ["subtractive-reset"]
+        assert (runs / method / "0" / export["file"]).stat().st_size > 0
+    ann = read_json(runs / "ann" / "0" / "deploy.json")["export"]
+    assert ann["exportable"] is False and ann["reason_codes"] == ["analog-activation"]
+    assert not (runs / "ann" / "0" / "model.nir").exists()
+    assert (project / "reports" / "site" / "portability.html").exists()
+
+
 def test_a_second_repro_skips_every_stage(project):
     assert "up to date" in _run([str(BIN / "dvc"), "status"], project)
 
