@@ -10,6 +10,7 @@ each command calls its stage's function.
     spikecode export   --dataset D --method M --seed S   -> runs/D/M/S/deploy.json (+ model.nir when NIR can express it)
     spikecode grid NAME                              a sweep or ablation of params.yaml `grids:`
     spikecode resolution NAME                        Δt, Δt/2, Δt/4 invariance sweep of params.yaml `resolution:`
+    spikecode severity NAME                          the board's runs under Gaussian noise of growing σ (`severity:`)
     spikecode report                                 runs/ -> reports/ (tables, plots, leaderboard)
     spikecode report --merge PATH...                 leaderboards or runs/ from other machines -> reports/, site
     spikecode claims                                 the seed papers' claims tested over reports/ (verdicts)
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     resolution.add_argument("name", help="a sweep under `resolution:` in params.yaml")
     resolution.add_argument("--profile", help="a profile of params.yaml (default: its `profile` key)")
     resolution.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    severity = commands.add_parser("severity", help="evaluate every board run under Gaussian noise of growing σ on "
+                                                    "the whole test set (params.yaml `severity:`)")
+    severity.add_argument("name", help="a sweep under `severity:` in params.yaml")
+    severity.add_argument("--profile", help="a profile of params.yaml (default: its `profile` key)")
+    severity.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     report = commands.add_parser("report", help="collect every run into leaderboard tables and plots in reports/")
     report.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of runs (default: runs/)")
@@ -269,6 +275,18 @@ def cmd_resolution(args) -> None:
           "(`spikecode report` draws it under reports/resolution/)")
 
 
+def cmd_severity(args) -> None:
+    from benchmark.run.config import load_params
+    from benchmark.sweeps.severity import RESULTS_FILE, run_severity
+
+    results = run_severity(load_params(args.params), args.name, args.profile, progress=not args.no_progress)
+    for row in sorted(results["rows"], key=lambda row: row["rank"]):
+        print(f"rank {row['rank']}: {row['label']} (T={row['T']}): clean {row['clean'][0]:.2f} %, mean over σ "
+              f"{row['mean'][0]:.2f} % ({len(row['seeds'])} seeds)")
+    print(f"severity {args.name}: wrote {REPORTS_DIR / 'severity' / args.name}/{{{RESULTS_FILE}, table.md, "
+          "accuracy_vs_sigma.png}")
+
+
 def cmd_report(args) -> None:
     from benchmark.render.report import build_report, write_leaderboard
     from benchmark.run.config import load_params
@@ -330,11 +348,11 @@ def cmd_verify(args) -> int:
 
 COMMANDS = {"list": cmd_list, "prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate,
             "robustness": cmd_robustness, "energy": cmd_energy, "grid": cmd_grid,
-            "resolution": cmd_resolution, "report": cmd_report, "claims": cmd_claims,
+            "resolution": cmd_resolution, "severity": cmd_severity, "report": cmd_report, "claims": cmd_claims,
             "publish": cmd_publish, "verify": cmd_verify, "export": cmd_export}
 
 
-TIMED = {"prepare", "train", "evaluate", "robustness", "energy", "export", "grid", "resolution"}  # the stages that
+TIMED = {"prepare", "train", "evaluate", "robustness", "energy", "export", "grid", "resolution", "severity"}  # the stages that
 # compute (report and publish read the timings: they must not change their own dependency, runs/)
 
 

@@ -50,6 +50,14 @@ Readout: the class that fires first wins; decision step = first output spike t �
     most — or decoder: O (the paper's wording; the tied O of single spikes are equal, so the
     lowest class index wins: many samples tie at t = 0, see the note).
 
+Architecture. The paper's Fashion-MNIST figure (92.90 %) is not reachable by the board's shared MLP
+    784-400-400-10 (its own ANN stays near 90 %), and the paper's ablation toggles max pooling, so its
+    network was most likely a CNN that no source we can read specifies. The board runs the MLP, as every
+    method does, and its rows are what they are: the MLP. The claim is tested on the small CNN `cnn-s`
+    instead, against the same CNN trained as an ANN on the same shortened CPU schedule (grids
+    ttfs-pooling, average-pooling point, and ann-cnn); the paper's schedule on that CNN is the grid
+    ttfs-paper-cnn (paper profile, for a GPU). The claims table says which of these have records.
+
 Our readings where the paper is not available to us (METHODS.md §3): V[t] = H[t] (no reset: the
 mask silences the neuron); the mask is not detached in the backward pass; the exponential
 decoder's rate; the data-driven target T·θ²; the gain's initial value under WS; the membrane

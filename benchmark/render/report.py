@@ -21,6 +21,8 @@
     reports/claims.md                             every claim of the seed papers with its verdict
     reports/resolution/<name>/                    each resolution sweep's results.json (from runs/resolution/),
                                                   its table.md and resolution.png
+    reports/severity/<name>/                      read only: the severity sweeps' results.json
+                                                  (`spikecode severity NAME` writes them) feed the claims
 
 Published figures enter only as labelled reference rows, after the measured rows and never
 aggregated with them. The static site (benchmark.render.site) is built from leaderboard.json and
@@ -34,13 +36,14 @@ from typing import Iterable
 
 import pandas as pd
 
-from benchmark.contract.io import atomic_write_bytes, atomic_write_text, read_json, write_json
+from benchmark.contract.io import atomic_write_bytes, atomic_write_text, write_json
 from benchmark.render.claims import claims_markdown
 from benchmark.render.plots import board_plots, plot_accuracy_vs_T
 from benchmark.render.resolution import write_resolution_reports
 from benchmark.render.tables import (board_markdown, comparisons_table, leaderboard_table, robustness_table, stat,
                                      timings_markdown)
 from benchmark.results.aggregate import missing
+from benchmark.results.claims_report import sweep_evidence
 from benchmark.results.records import (SCHEMA, ReportError, checked_reference, collect_records, load_grids,
                                        unique_items)
 from benchmark.results.summary import summary
@@ -90,16 +93,13 @@ def write_leaderboard(records: list[dict], reports_dir: Path, baseline: str, ref
     `grids_dir` (reports/grids) adds the grids' points to the sweeps, curves and method summaries.
     `baseline`: the method every other is held against (params.yaml `run.baseline`);
     `budget_exceptions`: {profile: {method: reason}} (params.yaml `profiles.<p>.budget_exceptions`);
-    `claims`: params.yaml's claims, tested over the records, the grids, reports/resolution/*/results.json
-    and reports/perf.json (benchmark.results.claims), selections defaulting to `profile`.
+    `claims`: params.yaml's claims, tested over the records, the grids, reports/resolution/*/results.json,
+    reports/severity/*/results.json and reports/perf.json (benchmark.results.claims), selections defaulting to `profile`.
     """
     reports_dir = Path(reports_dir)
     datasets = {record["dataset"] for record in records}
     references = unique_items([ref for ref in map(checked_reference, references) if ref["dataset"] in datasets])
-    evidence = {"resolution": {path.parent.name: read_json(path)
-                               for path in sorted((reports_dir / "resolution").glob("*/results.json"))},
-                "perf": read_json(reports_dir / "perf.json") if (reports_dir / "perf.json").exists() else None,
-                "profile": profile}
+    evidence = {**sweep_evidence(reports_dir), "profile": profile}
     document = summary(records, references, load_grids(grids_dir), baseline, budget_exceptions, list(claims), evidence)
     path = reports_dir / "leaderboard.json"
     write_json(path, {"schema": SCHEMA, "records": records, "references": references, "summary": document})

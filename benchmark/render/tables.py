@@ -96,7 +96,7 @@ def board_markdown(board: dict) -> str:
                    for method, source in zip(table["method"], table[SOURCE])],
         "variant": [variant or ("—" if source else "default") for variant, source in zip(table["variant"], table[SOURCE])],
         "T": [_cell(value, formats["T"]) for value in table["T"]],
-        RANK: [_rank_cell(rank) for rank in table[RANK]],
+        RANK: [rank_cell(rank) for rank in table[RANK]],
         ACC: [f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}" for mean, std in zip(table[ACC], table[ACC_STD])],
         "95% CI": [_interval(mean, half) for mean, half in zip(table[ACC], table[ACC_CI])],
         **{column: [_cell(value, formats[column]) for value in table[column]]
@@ -145,7 +145,7 @@ def _robustness_markdown(board: dict) -> list[str]:
         "method": [row["method"] for row in rows],
         "variant": [row["variant"] or "default" for row in rows],
         "T": [str(row["T"]) for row in rows],
-        RANK: [_rank_cell(row.get("rank")) for row in rows],
+        RANK: [rank_cell(row.get("rank")) for row in rows],
         SEEDS: [str(len(row["seeds"])) for row in rows],
         "clean accuracy (%)": [format_stat(row["clean_accuracy"]) for row in rows],
         CORRUPTION: [format_stat(row["corruption_accuracy"]) for row in rows],
@@ -250,10 +250,10 @@ def _pair_cells(pair: dict | None, upper: dict, lower: dict) -> list[str]:
 
 def _anytime_cell(found: dict, k: int) -> str:
     mean = found["means"][k]
-    return "—" if missing(mean) else f"{mean:.2f} ({_rank_cell(found['ranks'][k])})"
+    return "—" if missing(mean) else f"{mean:.2f} ({rank_cell(found['ranks'][k])})"
 
 
-def _rank_cell(rank: Any) -> str:
+def rank_cell(rank: Any) -> str:
     if rank is None or pd.isna(rank):
         return "—"
     return f"{int(rank)} ★" if int(rank) == 1 else str(int(rank))

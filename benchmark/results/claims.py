@@ -20,7 +20,9 @@ The interval of d:
     training_memory_growth   bytes of training memory per added time step, one deterministic
                         measurement of `make bench` (reports/perf.json): its interval is the value
 
-A selection with `choose: validation` takes, of the grid points its `point` matches, the one whose
+A selection with `severity: NAME` reads that Gaussian-noise severity sweep's records
+(benchmark.sweeps.severity): its corruption_accuracy is the mean over the sweep's σ levels, on the whole
+test set. A selection with `choose: validation` takes, of the grid points its `point` matches, the one whose
 mean validation accuracy is highest (the test set never chooses).
 
 steps_to_baseline of a run: the first step t at which its anytime accuracy reaches the board baseline's
@@ -115,6 +117,7 @@ def _describe(side: dict) -> str:
     where += [f"{key}={value}" for key, value in (side.get("point") or {}).items()]
     where += [f"T={side['T']}"] if side.get("T") else []
     where += [f"resolution {side['resolution']}"] if side.get("resolution") else []
+    where += [f"severity sweep {side['severity']}"] if side.get("severity") else []
     return label + (f" ({', '.join(where)})" if where else "")
 
 
@@ -124,8 +127,10 @@ def _describe(side: dict) -> str:
 def select(side: dict, claim: dict, sources: dict[str, Any]) -> list[dict]:
     """The records of one (method, variant, T) that `side` names, one per seed; Missing when none, or
     when it names several rows (the default variant is taken when one of them is it)."""
-    grid = side.get("grid")
-    pool = sources["grids"].get(grid, []) if grid else sources["records"]
+    grid, severity = side.get("grid"), side.get("severity")
+    pool = (sources["grids"].get(grid, []) if grid
+            else (sources.get("severity", {}).get(severity) or {}).get("records", []) if severity
+            else sources["records"])
     dataset, profile = side.get("dataset") or claim["dataset"], side.get("profile") or sources["profile"]
     found = [r for r in pool if (r["dataset"], r["profile"], r["method"]) == (dataset, profile, side["method"])
              and (side.get("variant") is None or r["variant"] == side["variant"])
@@ -137,7 +142,9 @@ def select(side: dict, claim: dict, sources: dict[str, Any]) -> list[dict]:
     if side.get("choose") == "validation" and groups:
         return max(groups.values(), key=lambda members: stats.fmean(r.get("val_accuracy") or 0.0 for r in members))
     if not groups:
-        where = f"grid {grid} (run `spikecode grid {grid}`)" if grid else f"the {dataset} ({profile}) board"
+        where = (f"grid {grid} (run `spikecode grid {grid}`)" if grid
+                 else f"severity sweep {severity} (run `spikecode severity {severity}`)" if severity
+                 else f"the {dataset} ({profile}) board")
         raise Missing(f"no records of {_describe(side)} on {dataset} ({profile}) in {where}")
     if len(groups) > 1:
         defaults = [key for key in groups if key[0] == ""]
@@ -183,7 +190,13 @@ def _sampled(claim: dict, test: dict, sources: dict[str, Any]) -> dict:
         result = {"difference": means[0], "ci_low": float(low), "ci_high": float(high)}
     return {"a_value": means[0], "b_value": means[1] if len(means) > 1 else None, "value": result["difference"],
             "ci_low": result["ci_low"], "ci_high": result["ci_high"], "seeds": seeds, "samples": sizes.pop(),
-            "records": [r for side in sides for r in side if r["seed"] in seeds]}
+            **_sweep_source(test), "records": [r for side in sides for r in side if r["seed"] in seeds]}
+
+
+def _sweep_source(test: dict) -> dict:
+    """{"source": the severity sweep's results file} when a side reads one (its records have no ids)."""
+    names = sorted({side["severity"] for side in (test["a"], test["b"]) if side and side.get("severity")})
+    return {"source": ", ".join(f"reports/severity/{name}/results.json" for name in names)} if names else {}
 
 
 def _per_seed(claim: dict, test: dict, sources: dict[str, Any], value: Callable[[dict], float | None] | None = None,

@@ -1,6 +1,7 @@
 """The claims tested over what a report folder holds (`spikecode claims`): the records of
-reports/leaderboard.json, the grids of reports/grids, the resolution sweeps of reports/resolution and
-reports/perf.json, named by the same record ids as the report's (benchmark.results.summary)."""
+reports/leaderboard.json, the grids of reports/grids, the resolution sweeps of reports/resolution, the
+severity sweeps of reports/severity and reports/perf.json, named by the same record ids as the report's
+(benchmark.results.summary)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,15 @@ def reported_claims(reports_dir: Path, claims: list[dict], baseline: str, profil
     leaderboard_ids, grid_ids = record_ids(records, grids)
     ids = {id(record): rid for record, rid in zip(records, leaderboard_ids)}
     ids.update({id(record): rid for grid, members in grids.items() for record, rid in zip(members, grid_ids[grid])})
-    perf = reports_dir / "perf.json"
     sources = {"records": records, "grids": grids, "baseline": baseline, "profile": profile,
-               "resolution": {path.parent.name: read_json(path)
-                              for path in sorted((reports_dir / "resolution").glob("*/results.json"))},
-               "perf": read_json(perf) if perf.exists() else None}
+               **sweep_evidence(reports_dir)}
     return evaluate_claims(claims, sources, ids)
+
+
+def sweep_evidence(reports_dir: Path) -> dict:
+    """What the claims read beside the records and grids of a report folder: "resolution" and
+    "severity" ({sweep name: its results.json}) and "perf" (reports/perf.json, None when absent)."""
+    reports_dir = Path(reports_dir)
+    perf = reports_dir / "perf.json"
+    return {kind: {path.parent.name: read_json(path) for path in sorted((reports_dir / kind).glob("*/results.json"))}
+            for kind in ("resolution", "severity")} | {"perf": read_json(perf) if perf.exists() else None}

@@ -261,8 +261,8 @@ def summary(records: list[dict], references: list[dict], grids: dict[str, list[d
     """The aggregated document of reports/leaderboard.json: "boards" (one per dataset and profile),
     "methods" (each method's sweeps and grids), "sweeps" (every accuracy-vs-T series),
     "record_ids" (aligned with `records`), "grid_ids" ({grid: ids aligned with its records}) and
-    "claims" (each claim's verdict, benchmark.results.claims; `evidence` gives it "resolution" {name:
-    results}, "perf" and the default "profile"). NaN (undefined) values are null."""
+    "claims" (each claim's verdict, benchmark.results.claims; `evidence` gives it "resolution" and
+    "severity" {name: results}, "perf" and the default "profile"). NaN (undefined) values are null."""
     leaderboard_ids, grid_ids = record_ids(records, grids)
     ids = {id(record): rid for record, rid in zip(records, leaderboard_ids)}
     ids.update({id(record): rid for grid, members in grids.items() for record, rid in zip(members, grid_ids[grid])})
@@ -277,6 +277,7 @@ def summary(records: list[dict], references: list[dict], grids: dict[str, list[d
     profile = evidence.get("profile") or (records[0]["profile"] if records else "")
     document["claims"] = evaluate_claims(list(claims), {"records": records, "grids": grids, "baseline": baseline,
                                                         "resolution": evidence.get("resolution") or {},
+                                                        "severity": evidence.get("severity") or {},
                                                         "perf": evidence.get("perf"), "profile": profile}, ids)
     return json_safe(document)
 

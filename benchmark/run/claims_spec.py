@@ -21,7 +21,7 @@ ClaimMetric = Literal["accuracy", "corruption_accuracy", "decision_step", "steps
 
 class ClaimSelection(_Strict):
     """The records one side of a claim's test reads: a board's row, a grid's point, a resolution sweep's
-    method, or a method's benchmark in reports/perf.json."""
+    method, a severity sweep's row, or a method's benchmark in reports/perf.json."""
     method: str
     dataset: str | None = Field(None, description="the claim's dataset when omitted")
     profile: str | None = Field(None, description="params.yaml's active profile when omitted")
@@ -30,6 +30,8 @@ class ClaimSelection(_Strict):
     grid: str | None = Field(None, description="read this grid's records instead of the board's")
     point: dict[str, Any] = Field(default_factory=dict, description="the grid point: hyperparameter values")
     resolution: str | None = Field(None, description="a resolution sweep (metric resolution_shift)")
+    severity: str | None = Field(None, description="read this Gaussian-noise severity sweep's records (its σ "
+                                 "levels are the corrupted sets: benchmark.sweeps.severity) instead of the board's")
     choose: Literal["validation"] | None = Field(None, description="validation: of the grid points `point` "
                                                  "matches, the one with the best mean validation accuracy")
 
@@ -66,8 +68,8 @@ class Claim(_Strict):
 
 
 def check_claims(path: Path, claims: list[Claim], methods: dict[str, Any], grids: dict[str, Any],
-                 resolution: dict[str, Any]) -> None:
-    """Every claim's selections name a defined method, grid and resolution sweep; ids are unique."""
+                 resolution: dict[str, Any], severity: dict[str, Any]) -> None:
+    """Every claim's selections name a defined method, grid, resolution and severity sweep; ids are unique."""
     seen: set[str] = set()
     for claim in claims:
         if claim.id in seen:
@@ -78,6 +80,8 @@ def check_claims(path: Path, claims: list[Claim], methods: dict[str, Any], grids
             problem = (f"method {side.method!r} is not defined under `methods`" if side.method not in methods
                        else f"grid {side.grid!r} is not defined" if side.grid and side.grid not in grids
                        else f"resolution sweep {side.resolution!r} is not defined"
-                       if side.resolution and side.resolution not in resolution else None)
+                       if side.resolution and side.resolution not in resolution
+                       else f"severity sweep {side.severity!r} is not defined"
+                       if side.severity and side.severity not in severity else None)
             if problem:
                 raise ConfigError(f"{path}: claims.{claim.id}: {problem}; fix the name or the claim's test")

@@ -17,6 +17,8 @@ Layout (every key is checked; an unknown or ill-typed key is a ConfigError namin
                                        lists more YAML files of grids (probes, notes: not run by
                                        `dvc repro`)
     resolution.<name>                  temporal-resolution sweeps (benchmark.sweeps.resolution)
+    severity.<name>                    Gaussian-noise severity sweeps over the board's trained runs
+                                       (benchmark.sweeps.severity)
     energy                             the tier-1 cost model
     references                         paper figures, shown only as labelled reference rows
     claims                             the seed papers' claims and the test of each over the records
@@ -153,6 +155,24 @@ class ResolutionSweep(_Strict):
         return sorted(factors)
 
 
+class SeveritySweep(_Strict):
+    """Every board run of a dataset under Gaussian noise of growing σ (benchmark.sweeps.severity)."""
+
+    description: str = ""
+    dataset: str
+    sigmas: list[float] = Field(min_length=2, description="σ of x + N(0, σ²) on images in [0, 1] (then clipped)")
+    test_samples: int | None = Field(None, ge=1, description="the first N test samples; the whole test set when "
+                                     "omitted")
+    methods: list[str] | None = Field(None, description="the board's methods to sweep; all of them when omitted")
+
+    @field_validator("sigmas")
+    @classmethod
+    def _increasing(cls, sigmas: list[float]) -> list[float]:
+        if any(sigma <= 0 for sigma in sigmas) or sorted(set(sigmas)) != sigmas:
+            raise ValueError(f"sigmas must be positive, distinct and increasing, got {sigmas}")
+        return sigmas
+
+
 class Params(_Strict):
     profile: str
     run: RunMatrix
@@ -163,6 +183,7 @@ class Params(_Strict):
     grids: dict[str, Grid] = Field(default_factory=dict)
     grid_files: list[str] = Field(default_factory=list, description="YAML files of more grids, {name: grid}")
     resolution: dict[str, ResolutionSweep] = Field(default_factory=dict)
+    severity: dict[str, SeveritySweep] = Field(default_factory=dict)
     energy: EnergyParams = EnergyParams()
     references: list[dict[str, Any]] = Field(default_factory=list)
     claims: list[Claim] = Field(default_factory=list)
@@ -197,7 +218,7 @@ def load_params(path: Path = DEFAULT_PARAMS) -> Params:
                               f"not define (defined: {', '.join(params.methods)}); fix the name or add the method")
     params = params.model_copy(update={"grids": {**params.grids, **_grid_files(path, params)},
                                        "datasets": _simulations(path, params)})
-    check_claims(path, params.claims, params.methods, params.grids, params.resolution)
+    check_claims(path, params.claims, params.methods, params.grids, params.resolution, params.severity)
     return params
 
 
