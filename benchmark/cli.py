@@ -352,8 +352,8 @@ COMMANDS = {"list": cmd_list, "prepare": cmd_prepare, "train": cmd_train, "evalu
             "publish": cmd_publish, "verify": cmd_verify, "export": cmd_export}
 
 
-TIMED = {"prepare", "train", "evaluate", "robustness", "energy", "export", "grid", "resolution", "severity"}  # the stages that
-# compute (report and publish read the timings: they must not change their own dependency, runs/)
+# The commands that compute (report and publish read the timings: they must not change their own dependency, runs/)
+TIMED = {"prepare", "train", "evaluate", "robustness", "energy", "export", "grid", "resolution", "severity"}
 
 
 def _target(args) -> str:

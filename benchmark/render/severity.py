@@ -27,11 +27,10 @@ def severity_markdown(results: dict[str, Any]) -> str:
     sweep, rows = results["sweep"], sorted(results["rows"], key=lambda row: (row["rank"], -(row["mean"][0] or 0)))
     samples = {record["samples"]["robust_n"] for record in results["records"]}
     sigmas = sweep["sigmas"]
-    table = pd.DataFrame([[rank_cell(row["rank"]), row["label"], row["T"], len(row["seeds"]), format_stat(row["clean"]),
-                           *(format_stat(level) for level in row["accuracy"]), format_stat(row["mean"])]
-                          for row in rows],
-                         columns=["rank", "method", "T", "seeds", "clean (%)", *(f"σ = {sigma:g} (%)" for sigma in sigmas),
-                                  "mean over σ (%)"])
+    levels = [f"σ = {sigma:g} (%)" for sigma in sigmas]
+    table = pd.DataFrame([[rank_cell(row["rank"]), row["label"], row["T"], len(row["seeds"]),
+                           format_stat(row["clean"]), *map(format_stat, row["accuracy"]), format_stat(row["mean"])]
+                          for row in rows], columns=["rank", "method", "T", "seeds", "clean (%)", *levels, "mean over σ (%)"])
     pairs = pd.DataFrame([[pair["a"], pair["b"], len(pair["seeds"]), pair["difference"], pair["ci_low"], pair["ci_high"],
                            pair.get("p_holm"), "yes" if pair["different"] else "no"] for pair in results["pairs"]],
                          columns=["a", "b", "seeds", "difference (pp)", "ci_low (pp)", "ci_high (pp)", "p (Holm)",
