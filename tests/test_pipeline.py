@@ -44,7 +44,8 @@ def project(tmp_path_factory):
     params = smoke_params()
     params["grids"], params["resolution"] = {}, {}  # none runs here; DVC re-parses params.yaml per stage
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / "reports" / "grids").mkdir(parents=True)  # the grids' reports: none run here
+    for folder in ("grids", "severity"):  # the grids' and severity sweeps' reports: none run here
+        (root / "reports" / folder).mkdir(parents=True)
     _run(["git", "init", "-q"], root)
     _run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "add", "-A"], root)
     _run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "pipeline"], root)
