@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from benchmark.cli import main
-from benchmark.contract.errors import ConfigError
+from benchmark.contract.errors import ConfigError, SpikeCodeError
 from benchmark.contract.io import read_json, unpack_bits
 from benchmark.data.corruptions import sample_seed
 from benchmark.data.prepared import load_prepared, to_unit_float
@@ -180,6 +180,11 @@ def test_a_sweep_off_the_board_is_refused_before_anything_runs(workspace, tmp_pa
     params = load_params(_params(tmp_path, **sweep))
     with pytest.raises(ConfigError, match=message):
         severity.run_severity(params, "noise", progress=False)
+
+
+def test_a_board_run_not_trained_yet_is_named_with_the_command_that_makes_it(workspace, tmp_path):
+    with pytest.raises(SpikeCodeError, match=r"runs/digits/ann/0/model.pt not found: .*run `dvc repro`"):
+        severity.run_severity(load_params(_params(tmp_path)), "noise", progress=False)
 
 
 def test_an_undefined_sweep_lists_the_defined_ones(workspace, tmp_path):

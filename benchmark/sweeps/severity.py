@@ -34,20 +34,20 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from benchmark.contract.errors import ConfigError
+from benchmark.contract.errors import ConfigError, SpikeCodeError
 from benchmark.contract.io import pack_bits, read_json, write_json
 from benchmark.contract.provenance import provenance
 from benchmark.data.corruptions import sample_seed
 from benchmark.data.prepared import to_unit_float
+from benchmark.render.severity import write_severity_report
 from benchmark.results import samples as per_sample
 from benchmark.results.aggregate import mean_std_ci, row_label
 from benchmark.results.comparisons import compare
 from benchmark.results.summary import json_safe
-from benchmark.render.severity import write_severity_report
 from benchmark.run.config import RUNS_DIR, Params, RunSpec, SeveritySweep, resolve_run
 from benchmark.run.inputs import input_format
-from benchmark.run.robustness import CorruptedSet, Corruptions, evaluate_corrupted
 from benchmark.run.paths import REPORTS_DIR
+from benchmark.run.robustness import CorruptedSet, Corruptions, evaluate_corrupted
 from benchmark.run.runtime import load_for_evaluation, model_file
 
 CORRUPTION = "gaussian_noise"
@@ -122,7 +122,12 @@ def run_severity(params: Params, name: str, profile: str | None = None, progress
 
 def _key(spec: RunSpec, sweep: SeveritySweep) -> str:
     """What a run's cached result depends on: its model file and the sweep's levels and samples."""
-    digest = hashlib.sha256(model_file(spec.run_dir).read_bytes()).hexdigest()
+    path = model_file(spec.run_dir)
+    if not path.exists():
+        raise SpikeCodeError(f"{path} not found: the severity sweep evaluates the board's trained runs; run "
+                             f"`dvc repro` (or `spikecode train --dataset {spec.dataset} --method {spec.method} "
+                             f"--seed {spec.seed}`) first")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return f"{digest[:16]}:{sweep.sigmas}:{sweep.test_samples}:{spec.profile.corruption_seed}"
 
 
