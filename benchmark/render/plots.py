@@ -101,9 +101,10 @@ def _figure(width: float = 7, height: float = 4.5) -> Figure:
     return figure
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (every plot of the reports is written through here)."""
     buffer = BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
+    figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 
@@ -137,7 +138,7 @@ def plot_accuracy_vs(rows: list[dict], key: str, x_label: str, x_scale: str, tit
     axes.grid(alpha=0.3)
     if shown:
         axes.legend(fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def plot_anytime(rows: list[dict], baseline: dict, title: str) -> bytes:
@@ -164,7 +165,7 @@ def plot_anytime(rows: list[dict], baseline: dict, title: str) -> bytes:
              title=f"{title}: accuracy after each step")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def plot_severity(robust: list[dict], family: str, title: str) -> bytes:
@@ -183,7 +184,7 @@ def plot_severity(robust: list[dict], family: str, title: str) -> bytes:
     axes.set_xticks(range(6))
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def plot_step_shift(robust: list[dict], families: list[str], title: str) -> bytes:
@@ -208,7 +209,7 @@ def plot_step_shift(robust: list[dict], families: list[str], title: str) -> byte
     panels[0].set_ylabel("decision step shift (time steps)")
     panels[0].legend(fontsize="small")
     figure.suptitle(f"{title}: decision step under corruption, early-exit methods")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def plot_accuracy_vs_T(sweeps: list[dict], title: str) -> bytes:
@@ -223,7 +224,7 @@ def plot_accuracy_vs_T(sweeps: list[dict], title: str) -> bytes:
     axes.set(xlabel="time steps T", ylabel="accuracy (%)", title=title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def plot_accuracy_vs_spikes(curves: list[dict], levels: dict[str, float], matched: dict[str, Any], title: str) -> bytes:
@@ -271,7 +272,7 @@ def plot_accuracy_vs_spikes(curves: list[dict], levels: dict[str, float], matche
     panels[0].set(ylabel="accuracy (%)", title=f"{title}: conversion methods")
     panels[1].set(title="top 3 pp; numbers: T (the record's time steps)")
     panels[0].legend(fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def plot_grid(name: str, axes: list[str], points: list[dict]) -> bytes:
@@ -306,9 +307,7 @@ def plot_grid(name: str, axes: list[str], points: list[dict]) -> bytes:
         ax.set_xlabel("accuracy (%)")
     ax.set_title(f"grid {name}")
     ax.grid(alpha=0.3)
-    buffer = BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    return buffer.getvalue()
+    return png_bytes(figure, dpi=120)
 
 
 def plot_resolution(record: dict) -> bytes:
@@ -335,6 +334,4 @@ def plot_resolution(record: dict) -> bytes:
     axis.set_title(f"Temporal-resolution invariance, {record['sweep']['dataset']}")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    buffer = BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    return buffer.getvalue()
+    return png_bytes(figure, dpi=120)

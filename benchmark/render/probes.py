@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import json
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from benchmark.contract.io import atomic_write_bytes, atomic_write_text
+from benchmark.render.plots import png_bytes
 from benchmark.render.tables import format_stat, markdown_table
 from benchmark.results.aggregate import mean_std, missing
 
@@ -125,6 +125,4 @@ def plot_probe(name: str, axes: list[str], rows: list[dict[str, Any]], quantity:
         panel.set(title=f"{name}: {stage}", xlabel="layer (network order)", ylabel=QUANTITIES[quantity])
         panel.grid(alpha=0.3)
     panels[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    buffer = BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
+    return png_bytes(figure)

@@ -4,7 +4,6 @@ error bars (sample std over seeds)."""
 
 from __future__ import annotations
 
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from benchmark.contract.io import atomic_write_bytes, atomic_write_text
-from benchmark.render.tables import rank_cell, format_stat, grid_cell, markdown_table
+from benchmark.render.plots import png_bytes
+from benchmark.render.tables import format_stat, grid_cell, markdown_table, rank_cell
 
 
 def write_severity_report(folder: Path, results: dict[str, Any]) -> list[Path]:
@@ -61,6 +61,4 @@ def plot_severity_sweep(results: dict[str, Any]) -> bytes:
     axis.set_title(f"Accuracy under Gaussian noise, {results['sweep']['dataset']}")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
-    buffer = BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
+    return png_bytes(figure)

@@ -100,8 +100,9 @@ def run_severity(params: Params, name: str, profile: str | None = None, progress
     for spec in tqdm(specs, desc=f"severity {name}", unit="run", disable=not progress):
         cache = RUNS_DIR / "severity" / name / spec.dataset / spec.method / f"{spec.seed}.json"
         key = _key(spec, sweep)
-        if cache.exists() and read_json(cache).get("key") == key:
-            records.append(read_json(cache))
+        cached = read_json(cache) if cache.exists() else {}
+        if cached.get("key") == key:
+            records.append(cached)
             continue
         method, data, device, samples, labels = load_for_evaluation(spec)
         if data.frames is not None:
@@ -110,9 +111,10 @@ def run_severity(params: Params, name: str, profile: str | None = None, progress
         count = min(sweep.test_samples or len(labels), len(labels))
         if noise is None:
             noise = noise_draws(count, tuple(samples.shape[1:]), spec.profile.corruption_seed)
-        record = _sweep_run(spec, sweep, method, data, device, samples[:count], labels[:count], noise, progress)
-        write_json(cache, {**record, "key": key})
-        records.append({**record, "key": key})
+        record = {**_sweep_run(spec, sweep, method, data, device, samples[:count], labels[:count], noise, progress),
+                  "key": key}
+        write_json(cache, record)
+        records.append(record)
     results = json_safe(summarize(name, sweep, records))
     folder = REPORTS_DIR / "severity" / name
     write_json(folder / RESULTS_FILE, results)
