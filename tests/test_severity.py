@@ -187,6 +187,14 @@ def test_a_board_run_not_trained_yet_is_named_with_the_command_that_makes_it(wor
         severity.run_severity(load_params(_params(tmp_path)), "noise", progress=False)
 
 
+def test_a_missing_model_late_in_the_board_is_refused_before_any_run_is_evaluated(project):
+    shutil.rmtree(project / "runs" / "severity")
+    (project / "runs" / "digits" / "convert" / "1" / "model.pt").unlink()
+    with pytest.raises(SpikeCodeError, match=r"runs/digits/convert/1/model.pt not found"):
+        severity.run_severity(load_params(project / "params.yaml"), "noise", progress=False)
+    assert not (project / "runs" / "severity").exists()  # ann 0, ann 1 and convert 0 were not swept first
+
+
 def test_an_undefined_sweep_lists_the_defined_ones(workspace, tmp_path):
     with pytest.raises(ConfigError, match="severity sweep 'other' is not defined .*defined: noise"):
         severity.run_severity(load_params(_params(tmp_path)), "other", progress=False)

@@ -95,11 +95,12 @@ def run_severity(params: Params, name: str, profile: str | None = None, progress
     sweep = params.severity[name]
     runs = board_runs(params, sweep)
     specs = [resolve_run(params, sweep.dataset, method, seed, profile) for method, seed in runs]
+    keys = [_key(spec, sweep) for spec in specs]  # every run's model must exist before any is evaluated
     noise: Tensor | None = None
     records = []
-    for spec in tqdm(specs, desc=f"severity {name}", unit="run", disable=not progress):
+    for spec, key in tqdm(zip(specs, keys), total=len(specs), desc=f"severity {name}", unit="run",
+                          disable=not progress):
         cache = RUNS_DIR / "severity" / name / spec.dataset / spec.method / f"{spec.seed}.json"
-        key = _key(spec, sweep)
         cached = read_json(cache) if cache.exists() else {}
         if cached.get("key") == key:
             records.append(cached)
