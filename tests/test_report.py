@@ -11,7 +11,8 @@ import pytest
 
 from benchmark.contract.io import write_json
 from benchmark.render.report import build_report, write_leaderboard
-from benchmark.render.tables import leaderboard_table, robustness_table
+from benchmark.render.tables import leaderboard_table, robustness_table, row_name
+from benchmark.results.aggregate import portable_cell
 from benchmark.results.records import ReportError, collect_records
 from benchmark.results.series import t_sweeps
 from benchmark.results.summary import pareto_front, robustness_rows, summary
@@ -447,3 +448,19 @@ def test_a_reference_given_twice_is_shown_once(tmp_path):
     build_report(tmp_path / "runs", tmp_path / "reports", "ann", [REFERENCE, dict(REFERENCE)])
     assert json.loads((tmp_path / "reports" / "leaderboard.json").read_text())["references"] == [
         {**REFERENCE, "variant": ""}]
+
+
+def test_seeds_that_export_alike_share_one_portable_cell_with_agreement_ranges():
+    texts = ["approximate (subtractive reset; agreement: snntorch 91.0 %, norse 11.2 %)",
+             "approximate (subtractive reset; agreement: snntorch 90.8 %, norse 11.2 %)"]
+    assert portable_cell(texts) == "approximate (subtractive reset; agreement: snntorch 90.8–91.0 %, norse 11.2 %)"
+
+
+def test_seeds_that_export_differently_list_each_portable_text_once():
+    texts = ["no: single-spike-mask", "exact (agreement: snntorch 100.0 %)", "no: single-spike-mask", ""]
+    assert portable_cell(texts) == "no: single-spike-mask; exact (agreement: snntorch 100.0 %)"
+
+
+def test_a_row_name_states_T_once():
+    assert row_name({"label": "rate (T=10)", "T": 10}) == "rate (T=10)"
+    assert row_name({"label": "ann", "T": 1}) == "ann (T=1)"

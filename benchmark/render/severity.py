@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from benchmark.contract.io import atomic_write_bytes, atomic_write_text
 from benchmark.render.plots import png_bytes
-from benchmark.render.tables import format_stat, grid_cell, markdown_table, rank_cell
+from benchmark.render.tables import format_stat, grid_cell, markdown_table, rank_cell, row_name
 
 
 def write_severity_report(folder: Path, results: dict[str, Any]) -> list[Path]:
@@ -55,7 +55,7 @@ def plot_severity_sweep(results: dict[str, Any]) -> bytes:
     for row in sorted(results["rows"], key=lambda row: row["label"]):
         levels = [row["clean"], *row["accuracy"]]
         axis.errorbar(sigmas, [level[0] for level in levels], yerr=[level[1] or 0.0 for level in levels],
-                      marker="o", ms=3, capsize=3, label=f"{row['label']} (T={row['T']})")
+                      marker="o", ms=3, capsize=3, label=row_name(row))
     axis.set_xlabel("σ of the Gaussian pixel noise (images in [0, 1])")
     axis.set_ylabel("test accuracy (%)")
     axis.set_title(f"Accuracy under Gaussian noise, {results['sweep']['dataset']}")

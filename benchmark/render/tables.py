@@ -238,8 +238,13 @@ def row_key(row: dict) -> str:
     return row["label"] + f"|T={row['T']}"
 
 
+def row_name(row: dict) -> str:
+    """A row's label with its T, once: "rate (T=10)", "ann (T=1)"."""
+    return row["label"] if f"T={row['T']}" in row["label"] else f"{row['label']} (T={row['T']})"
+
+
 def _pair_cells(pair: dict | None, upper: dict, lower: dict) -> list[str]:
-    names = [f"{upper['label']} (T={upper['T']})", f"{lower['label']} (T={lower['T']})"]
+    names = [row_name(upper), row_name(lower)]
     if pair is None or pair["p"] is None:
         return [*names, "—", "—", "—", "not tested (no per-sample results on shared seeds)"]
     sign = 1 if pair["a"] == row_key(upper) else -1

@@ -8,6 +8,7 @@ reports is built from these rows (benchmark.results.series, benchmark.results.su
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from typing import Any, Callable, Iterable
 
@@ -88,9 +89,24 @@ def summarize(records: list[dict], by: Callable[[dict], tuple] = RUN_KEY) -> lis
         "records": members, "seeds": [r["seed"] for r in members],
         **{name: mean_std_ci(value(r) for r in members) for name, value in SUMMARY_METRICS.items()},
         "anytime": anytime_curve(members),
-        "portable": "; ".join(text for text in dict.fromkeys((r.get("deployment") or {}).get("portable", "")
-                                                            for r in members) if text),
+        "portable": portable_cell([(r.get("deployment") or {}).get("portable", "") for r in members]),
     } for key, members in groups.items()]
+
+
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?) %")
+
+
+def portable_cell(texts: list[str]) -> str:
+    """One "portable (NIR)" cell for a row's seeds. Their texts differ only in the measured agreements
+    when the seeds export alike; then the text is given once, each agreement as its range over the
+    seeds ("90.8–91.0 %"). Texts that differ in more than numbers are all given, once each."""
+    texts = [text for text in texts if text]
+    templates = {_PERCENT.sub("{} %", text) for text in texts}
+    if len(templates) != 1:
+        return "; ".join(dict.fromkeys(texts))
+    columns = zip(*(map(float, _PERCENT.findall(text)) for text in texts))
+    ranges = [f"{low:.1f}" if low == high else f"{low:.1f}–{high:.1f}" for low, high in ((min(c), max(c)) for c in columns)]
+    return templates.pop().format(*ranges)
 
 
 def anytime_curve(records: list[dict]) -> list[Stat]:
