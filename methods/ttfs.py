@@ -36,7 +36,9 @@ Initialization (`init`), every synaptic layer, N_in its fan-in, biases 0:
   ettfs), so Ŵ starts with the initializer's variance; `data` rescales g.
 
 Output decoding and loss (`decoder`):
-    O_c = Σ_t w_t·S_c[t];  linear w_t = (T − t)/T,  exp w_t = T^(−t/(T−1)),  learned (decreasing)
+    O_c = Σ_t w_t·S_c[t];  linear w_t = (T − t)/T,  exp w_t = T^(−t/(T−1)),  learned (decreasing);
+                           count w_t = 1, the spike count: the baseline against which grid
+                           ttfs-decoder tests the paper's claim that its decoder lowers the decision step
     loss = CE(s·O, y)      s: `loss_scale`; s = 1 is the paper's CE(O, y), whose floor, O ∈ [0, 1],
                            is log(1 + (C − 1)/e) (1.46 for 10 classes): it stops rewarding the
                            true class for firing before the others once it fires at t = 0
@@ -95,7 +97,8 @@ class TtfsConfig(MethodConfig):
     ws_eps: float = Field(1e-5, gt=0, description="ε of weight standardization")
     pool: Literal["avg", "max"] = "avg"
     decoder: DecoderName = Field("exp", description="w_t of O = Σ_t w_t·S[t]; linear: the paper's (the default "
-                                                    "is the validation choice of grid ttfs-loss-scale)")
+                                                    "is the validation choice of grid ttfs-loss-scale); count: "
+                                                    "w_t = 1, the baseline of grid ttfs-decoder")
     input: Literal["direct", "latency"] = "direct"
     loss_scale: float = Field(4.0, gt=0, description="s in CE(s·O, y); 1: the paper's loss (the default is the "
                                                       "validation choice of grid ttfs-loss-scale)")

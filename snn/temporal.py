@@ -18,12 +18,15 @@ latency does not grow with depth.
 
 Temporal decoding of an output spike train S_c[t] (`[T, B, classes]`):
 
-    O_c = Σ_t w_t·S_c[t],   w strictly decreasing in t
+    O_c = Σ_t w_t·S_c[t],   w strictly decreasing in t (but for the count baseline)
     linear   w_t = (T − t)/T                        (paper default; w_0 = 1, w_{T-1} = 1/T)
     exp      w_t = T^(−t/(T−1))                     (our reading of "exponential": the same end
                                                      points as linear, w_0 = 1, w_{T-1} = 1/T)
     learned  w_t = Σ_{τ ≥ t} (softplus(a_τ) + ε)    a trainable; positive increments keep w
                                                      strictly decreasing; starts equal to linear
+    count    w_t = 1                                (not a temporal decoder: the spike count, the
+                                                     baseline of the claim that decoding time lowers
+                                                     the decision step; grid ttfs-decoder)
 
 Output layer (`SingleSpikeOutput`): the same neuron, but it emits its membrane H_c[t] = Σ_{τ≤t} I_c[τ]
 and the method fires it with `fire_once` (the same S[t] and the same gradient as `SingleSpikeIF`),
@@ -59,8 +62,8 @@ from torch import Tensor, nn
 from benchmark.contract.semantics import EventKind, OpSemantics
 from snn.engine import SurrogateName, spike
 
-DecoderName = Literal["linear", "exp", "learned"]
-DECODERS: tuple[str, ...] = ("linear", "exp", "learned")
+DecoderName = Literal["linear", "exp", "learned", "count"]
+DECODERS: tuple[str, ...] = ("linear", "exp", "learned", "count")
 LEARNED_MIN_INCREMENT = 1e-4  # ε of the learned decoder: the smallest gap w_t − w_{t+1}
 
 
@@ -195,18 +198,21 @@ def first_crossings(membrane: Tensor, threshold: float) -> Tensor:
 # --- temporal output decoders -----------------------------------------------------------------
 
 
-def decoder_weights(kind: Literal["linear", "exp"], T: int) -> Tensor:
+def decoder_weights(kind: Literal["linear", "exp", "count"], T: int) -> Tensor:
     """The fixed decoding weights w_t, t = 0..T-1 (module docstring), as a float tensor `[T]`."""
     t = torch.arange(T, dtype=torch.float32)
     if kind == "linear":
         return (T - t) / T
     if kind == "exp":
         return torch.ones(1) if T == 1 else torch.pow(float(T), -t / (T - 1))
-    raise ValueError(f"unknown fixed decoder {kind!r}; choose 'linear' or 'exp' ('learned' is a TemporalDecoder)")
+    if kind == "count":
+        return torch.ones(T)
+    raise ValueError(f"unknown fixed decoder {kind!r}; choose 'linear', 'exp' or 'count' ('learned' is a "
+                     "TemporalDecoder)")
 
 
 class TemporalDecoder(nn.Module):
-    """O_c = Σ_t w_t·S_c[t] with strictly decreasing w (module docstring).
+    """O_c = Σ_t w_t·S_c[t] with strictly decreasing w, or w = 1 for the count baseline (module docstring).
 
     Shapes: spikes `[T, B, C]` -> `forward`: O `[B, C]`; `cumulative`: o_t = Σ_{τ≤t} w_τ·S[τ],
     `[T, B, C]` (the score available at step t, for per-step losses).

@@ -127,6 +127,13 @@ def test_linear_and_exponential_decoder_weights_by_hand():
     assert decoder_weights("exp", 1).tolist() == [1.0]
 
 
+def test_the_count_decoder_weighs_every_step_alike():
+    spikes = torch.zeros(4, 1, 2)
+    spikes[0, 0, 0] = spikes[3, 0, 1] = 1.0  # class 0 fires first, class 1 last
+    assert TemporalDecoder("count", 4)(spikes).tolist() == [[1.0, 1.0]]
+    assert TemporalDecoder("linear", 4)(spikes).tolist() == [[1.0, 0.25]]
+
+
 def test_the_decoder_sums_weighted_spikes():
     # T = 4, B = 1, 3 classes: class 0 fires at t = 1, class 1 at t = 3, class 2 never.
     # linear: O = (0.75, 0.25, 0); cumulative o_t = ((0,0,0), (.75,0,0), (.75,0,0), (.75,.25,0))
