@@ -53,7 +53,7 @@ Shapes: time-first, `[T, B, ...]` for every sequence; per-step tensors are `[B, 
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +63,7 @@ from benchmark.contract.semantics import EventKind, OpSemantics
 from snn.engine import SurrogateName, spike
 
 DecoderName = Literal["linear", "exp", "learned", "count"]
-DECODERS: tuple[str, ...] = ("linear", "exp", "learned", "count")
+DECODERS: tuple[str, ...] = get_args(DecoderName)
 LEARNED_MIN_INCREMENT = 1e-4  # ε of the learned decoder: the smallest gap w_t − w_{t+1}
 
 
