@@ -15,7 +15,7 @@ from benchmark.render.tables import leaderboard_table, robustness_table, row_nam
 from benchmark.results.aggregate import portable_cell
 from benchmark.results.records import ReportError, collect_records
 from benchmark.results.series import t_sweeps
-from benchmark.results.summary import pareto_front, robustness_rows, summary
+from benchmark.results.summary import pareto_front, record_ids, robustness_rows, summary
 
 DESIGN_KEYS = {
     "dataset", "profile", "method", "variant", "arch", "T", "seed", "accuracy", "decision_step",
@@ -464,3 +464,14 @@ def test_seeds_that_export_differently_list_each_portable_text_once():
 def test_a_row_name_states_T_once():
     assert row_name({"label": "rate (T=10)", "T": 10}) == "rate (T=10)"
     assert row_name({"label": "ann", "T": 1}) == "ann (T=1)"
+
+
+def test_grid_record_ids_name_the_axis_that_the_variant_leaves_out():
+    def grid_record(lr: float, seed: int) -> dict:
+        return {"dataset": "d", "profile": "quick", "method": "sigma-delta", "variant": "T=10,gradient=full",
+                "T": 10, "seed": seed, "hyperparameters": {"T": 10, "gradient": "full", "lr": lr, "dt": 1.0}}
+
+    _, grid_ids = record_ids([], {"g": [grid_record(0.001, 0), grid_record(0.01, 0)]})
+
+    assert grid_ids["g"] == ["grid-g.d.quick.sigma-delta.T-10-gradient-full.lr-0.001.T10.s0",
+                             "grid-g.d.quick.sigma-delta.T-10-gradient-full.lr-0.01.T10.s0"]

@@ -147,13 +147,16 @@ def corruption_families(rows: list[dict]) -> list[str]:
 
 def record_ids(records: list[dict], grids: dict[str, list[dict]]) -> tuple[list[str], dict[str, list[str]]]:
     """A unique, readable id per record (the site's provenance anchors and files): the leaderboard's
-    records first, then each grid's, a `-2`, `-3` suffix where two would share one."""
+    records first, then each grid's, a grid record naming the hyperparameters that vary within its grid
+    and that its variant leaves out (training keys such as `lr`); a `-2`, `-3` suffix where two would
+    still share one."""
     taken: set[str] = set()
 
-    def assign(record: dict, grid: str | None) -> str:
+    def assign(record: dict, grid: str | None, point_keys: tuple[str, ...] = ()) -> str:
+        point = "-".join(f"{key}-{record['hyperparameters'][key]}" for key in point_keys)
         base = slug(".".join(part for part in (
             f"grid-{grid}" if grid else "", record["dataset"], record["profile"], record["method"],
-            record["variant"] or "default", f"T{record['T']}", f"s{record['seed']}") if part))
+            record["variant"] or "default", point, f"T{record['T']}", f"s{record['seed']}") if part))
         candidate, number = base, 1
         while candidate in taken:
             number += 1
@@ -162,7 +165,21 @@ def record_ids(records: list[dict], grids: dict[str, list[dict]]) -> tuple[list[
         return candidate
 
     ids = [assign(record, None) for record in records]
-    return ids, {grid: [assign(record, grid) for record in members] for grid, members in grids.items()}
+    return ids, {grid: [assign(record, grid, _unnamed_axes(members)) for record in members]
+                 for grid, members in grids.items()}
+
+
+def _unnamed_axes(members: list[dict]) -> tuple[str, ...]:
+    """The hyperparameters whose value differs between a grid's records but that no variant names."""
+    keys = sorted({key for record in members for key in record.get("hyperparameters", {})})
+    return tuple(key for key in keys
+                 if len({repr(record.get("hyperparameters", {}).get(key)) for record in members}) > 1
+                 and not any(key in _variant_keys(record["variant"]) for record in members))
+
+
+def _variant_keys(variant: str | None) -> set[str]:
+    """The keys a variant label names: "T=10,lr=0.01" -> {"T", "lr"}."""
+    return {part.split("=")[0] for part in (variant or "").split(",") if part}
 
 
 def slug(text: str) -> str:
