@@ -469,9 +469,11 @@ def test_a_row_name_states_T_once():
 def test_grid_record_ids_name_the_axis_that_the_variant_leaves_out():
     def grid_record(lr: float, seed: int) -> dict:
         return {"dataset": "d", "profile": "quick", "method": "sigma-delta", "variant": "T=10,gradient=full",
-                "T": 10, "seed": seed, "hyperparameters": {"T": 10, "gradient": "full", "lr": lr, "dt": 1.0}}
+                "T": 10, "seed": seed, "arch": "mlp", "hyperparameters": {"T": 10, "gradient": "full", "lr": lr, "dt": 1.0}}
 
-    _, grid_ids = record_ids([], {"g": [grid_record(0.001, 0), grid_record(0.01, 0)]})
+    deep = {**grid_record(0.01, 0), "arch": "mlp-d8"}
+    _, grid_ids = record_ids([], {"g": [grid_record(0.001, 0), grid_record(0.01, 0), deep]})
 
-    assert grid_ids["g"] == ["grid-g.d.quick.sigma-delta.T-10-gradient-full.lr-0.001.T10.s0",
-                             "grid-g.d.quick.sigma-delta.T-10-gradient-full.lr-0.01.T10.s0"]
+    assert grid_ids["g"] == ["grid-g.d.quick.sigma-delta.T-10-gradient-full.arch-mlp-lr-0.001.T10.s0",
+                             "grid-g.d.quick.sigma-delta.T-10-gradient-full.arch-mlp-lr-0.01.T10.s0",
+                             "grid-g.d.quick.sigma-delta.T-10-gradient-full.arch-mlp-d8-lr-0.01.T10.s0"]

@@ -153,7 +153,7 @@ def record_ids(records: list[dict], grids: dict[str, list[dict]]) -> tuple[list[
     taken: set[str] = set()
 
     def assign(record: dict, grid: str | None, point_keys: tuple[str, ...] = ()) -> str:
-        point = "-".join(f"{key}-{record['hyperparameters'][key]}" for key in point_keys)
+        point = "-".join(f"{key}-{_setting(record).get(key)}" for key in point_keys)
         base = slug(".".join(part for part in (
             f"grid-{grid}" if grid else "", record["dataset"], record["profile"], record["method"],
             record["variant"] or "default", point, f"T{record['T']}", f"s{record['seed']}") if part))
@@ -170,11 +170,15 @@ def record_ids(records: list[dict], grids: dict[str, list[dict]]) -> tuple[list[
 
 
 def _unnamed_axes(members: list[dict]) -> tuple[str, ...]:
-    """The hyperparameters whose value differs between a grid's records but that no variant names."""
-    keys = sorted({key for record in members for key in record.get("hyperparameters", {})})
+    """The settings (hyperparameters and arch) that differ between a grid's records but that no variant names."""
+    keys = sorted({key for record in members for key in _setting(record)})
     return tuple(key for key in keys
-                 if len({repr(record.get("hyperparameters", {}).get(key)) for record in members}) > 1
+                 if len({repr(_setting(record).get(key)) for record in members}) > 1
                  and not any(key in _variant_keys(record["variant"]) for record in members))
+
+
+def _setting(record: dict) -> dict:
+    return {**record.get("hyperparameters", {}), "arch": record.get("arch")}
 
 
 def _variant_keys(variant: str | None) -> set[str]:
