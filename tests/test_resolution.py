@@ -93,6 +93,9 @@ def test_a_tiny_sweep_trains_every_factor_and_evaluates_every_model_at_every_ste
     correct = unpack_bits(at_dt["1"]["2"]["correct"], 12)  # seed 1 trained at Δt, run at Δt/2
     assert correct.mean() == pytest.approx(at_dt["1"]["2"]["accuracy"]) and at_dt["0"]["2"]["accuracy"] == pytest.approx(
         record["methods"]["rate"]["accuracy"]["1"]["2"])
+    retrained = record["methods"]["rate"]["retrained"]["2"]  # trained and run at Δt/2: the seeds of claims at Δt/2
+    assert unpack_bits(retrained["correct"], 12).mean() == pytest.approx(record["methods"]["rate"]["accuracy"]["2"]["2"])
+    assert retrained["spikes_per_sample"] > 0 and record["profile"] == "smoke"  # the workspace's profile
     write_resolution_reports(root / "runs" / "resolution", root / "reports" / "resolution")  # the report stage's part
     assert read_json(root / "reports" / "resolution" / "tiny" / "results.json") == record
     table = (root / "reports" / "resolution" / "tiny" / "table.md").read_text()

@@ -20,7 +20,10 @@ retrained model differs from the Δt one by its training too: `reference_seeds` 
 Δt, and the range of their A(1 → 1) is the scale the retrained shift is read against. Every seed
 trained at Δt is also run at every Δt/k, and its per-sample correctness is kept ("at_dt": {seed: {k:
 {accuracy, correct}}}, correct as packed bits, benchmark.contract.io), so the claims table can test
-"trained at Δt, run at Δt/k" with the paired bootstrap over seeds and test samples.
+"trained at Δt, run at Δt/k" with the paired bootstrap over seeds and test samples. The models trained
+and run at the same Δt/k keep theirs too, with their spikes per sample ("retrained": {k: {accuracy,
+correct, spikes_per_sample}}, the sweep's seed): sweeps that differ only in `seed` are the seeds of a
+claim that compares methods or time steps at Δt/k (a claim side's `resolution: [names], at: k`).
 
 `spikecode resolution NAME` runs sweep NAME of params.yaml `resolution:` and writes
 `runs/resolution/NAME/results.json`; the report stage copies it to reports/resolution/NAME/ and draws
@@ -51,6 +54,7 @@ from benchmark.data.events import Framer, Framing
 from benchmark.data.prepared import Prepared, load_prepared
 from benchmark.data.registry import FrameFormat, get_dataset
 from benchmark.data.replay import replay_events
+from benchmark.metrics.ops import OpCounter
 from benchmark.run.config import DATASETS_DIR, RUNS_DIR, Params, ResolutionSweep, resolve_run
 from benchmark.run.inputs import input_format
 from benchmark.run.robustness import prepared_framer
@@ -130,12 +134,13 @@ def run_resolution(params: Params, name: str, profile: str | None = None, progre
                  for factor in sweep.factors}
         for factor, spec in specs.items():
             _train_unless_done(spec, subsets[factor], progress)
-        matrix = _accuracy_matrix(specs, subsets)
+        retrained = {str(factor): _retrained(spec, subsets[factor]) for factor, spec in specs.items()}
+        matrix = _accuracy_matrix(specs, subsets, retrained)
         at_dt = _seeds_at_dt(specs, sweep, subsets, progress)
         results[method] = {"hyperparameters": {factor: spec.hyperparameters for factor, spec in specs.items()},
-                           "accuracy": matrix, "at_dt": at_dt,
+                           "accuracy": matrix, "retrained": retrained, "at_dt": at_dt,
                            "seed_accuracy_at_dt": {seed: runs["1"]["accuracy"] for seed, runs in at_dt.items()}}
-    record = summarize(sweep, framing, results)
+    record = {**summarize(sweep, framing, results), "profile": specs[1].profile_name}
     write_json(folder / RESULTS_FILE, record)
     return record
 
@@ -146,14 +151,27 @@ def _train_unless_done(spec, data: Prepared, progress: bool) -> None:
         train(spec, progress=progress, data=data)
 
 
-def _accuracy_matrix(specs, subsets: dict[int, Prepared]) -> dict[str, dict[str, float]]:
-    """{trained factor j: {evaluated factor k: A(j → k)}} on each factor's test frames."""
+def _accuracy_matrix(specs, subsets: dict[int, Prepared], retrained: dict[str, dict[str, Any]],
+                     ) -> dict[str, dict[str, float]]:
+    """{trained factor j: {evaluated factor k: A(j → k)}} on each factor's test frames (the diagonal,
+    A(k → k), is `retrained`'s)."""
     matrix = {}
     for trained, trained_spec in specs.items():
         weights = _weights(trained_spec)
-        matrix[str(trained)] = {str(evaluated): float(_test_correct(weights, spec, subsets[evaluated]).mean())
+        matrix[str(trained)] = {str(evaluated): retrained[str(trained)]["accuracy"] if evaluated == trained
+                                else float(_test_correct(weights, spec, subsets[evaluated]).mean())
                                 for evaluated, spec in specs.items()}
     return matrix
+
+
+def _retrained(spec, data: Prepared) -> dict[str, Any]:
+    """The model trained at `spec`'s Δt/k run at the same Δt/k: accuracy, per-sample correctness (packed
+    bits) and spikes per sample, counted from the layers' declared op semantics as the evaluate stage does."""
+    method = _loaded(_weights(spec), spec, data)
+    with OpCounter(method.network, input_format(data).semantics(method)) as counter:
+        correct = _correct(method, spec, data)
+    return {"accuracy": float(correct.mean()), "correct": pack_bits(correct),
+            "spikes_per_sample": counter.compute().to_dict()["spikes_per_sample"]}
 
 
 def _seeds_at_dt(specs, sweep: ResolutionSweep, subsets: dict[int, Prepared],
@@ -179,9 +197,18 @@ def _weights(spec) -> dict[str, torch.Tensor]:
 
 def _test_correct(weights: dict[str, torch.Tensor], spec, data: Prepared) -> np.ndarray:
     """Per test sample of `data`, whether the network `weights` run with `spec`'s hyperparameters is right."""
+    return _correct(_loaded(weights, spec, data), spec, data)
+
+
+def _loaded(weights: dict[str, torch.Tensor], spec, data: Prepared):
+    """`spec`'s method with `weights`, in eval mode."""
     method = create_method(spec.method, spec.hyperparameters, spec.arch, data.input_shape, data.num_classes)
     method.network.load_state_dict(weights)
     method.network.eval()
+    return method
+
+
+def _correct(method, spec, data: Prepared) -> np.ndarray:
     fmt = input_format(data)
     predictions = predict(method, batches(data.test_images, spec.profile.eval_batch_size, fmt), fmt, "cpu",
                           torch.Generator().manual_seed(spec.seed), anytime=False)
