@@ -124,3 +124,49 @@ def test_every_claim_of_params_yaml_is_valid_and_a_broken_one_is_named(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="exactly one of `test`"):
         load_params(tmp_path / "params.yaml")
+    raw["claims"] = [{"id": "x", "paper": "p", "claim": "c", "test": {
+        "metric": "accuracy", "direction": "greater", "a": {"method": "rate", "resolution": "fashion-mnist-dvs", "at": 3}}}]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="at: 3 is not among the factors of resolution sweep fashion-mnist-dvs"):
+        load_params(tmp_path / "params.yaml")
+    raw["claims"] = [{"id": "x", "paper": "p", "claim": "c", "test": {
+        "metric": "accuracy", "direction": "greater",
+        "a": {"method": "rate", "resolution": ["fashion-mnist-dvs", "fashion-mnist-dvs-offline"]}}}]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="`at`"):
+        load_params(tmp_path / "params.yaml")
+
+
+def _resolution_sweep(seed: int, correct: dict[str, np.ndarray], spikes: dict[str, float]) -> dict:
+    """A resolution sweep's results.json of one seed: each method trained and run at Δt/4 only."""
+    return {"profile": "smoke",
+            "sweep": {"dataset": "digits", "seed": seed, "test_samples": 2000, "factors": [1, 4]},
+            "methods": {method: {"hyperparameters": {"4": {"T": 16}},
+                                 "retrained": {"4": {"accuracy": float(flags.mean()), "correct": pack_bits(flags),
+                                                     "spikes_per_sample": spikes[method]}}}
+                        for method, flags in correct.items()}}
+
+
+def test_sweeps_of_one_seed_each_are_the_seeds_of_a_claim_at_a_finer_step():
+    """fine is 20 pp above coarse at Δt/4 on every seed's sweep, with 10 spikes against 30 on each."""
+    rng = np.random.default_rng(5)
+    sweeps = {}
+    for seed in range(3):
+        fine = rng.random(2000) < 0.9
+        sweeps[f"s{seed}"] = _resolution_sweep(seed, {"fine": fine, "coarse": fine & (rng.random(2000) < 0.78)},
+                                               {"fine": 10.0 + seed, "coarse": 30.0 + seed})
+    names = ["s0", "s1", "s2"]
+    sources = {"records": [], "grids": {}, "resolution": sweeps, "perf": None, "profile": "smoke", "baseline": "fine"}
+    better, fewer, unrun = evaluate_claims([
+        claim({"metric": "accuracy", "direction": "greater", "threshold": 0.0,
+               "a": side("fine", resolution=names, at=4), "b": side("coarse", resolution=names, at=4)}),
+        claim({"metric": "spikes", "direction": "less", "threshold": 0.0,
+               "a": side("fine", resolution=names, at=4), "b": side("coarse", resolution=names, at=4)}),
+        claim({"metric": "accuracy", "direction": "greater", "threshold": 0.0,
+               "a": side("fine", resolution=["s0", "s9"], at=4), "b": None})], sources, {})
+    assert better["verdict"] == HOLDS and better["seeds"] == [0, 1, 2] and better["samples"] == 2000
+    assert better["value"] == pytest.approx(better["a_value"] - better["b_value"]) and better["ci_low"] > 15
+    assert better["a"] == "fine (resolution s0, s1, s2, trained and run at Δt/4)"
+    assert better["source"] == ", ".join(f"reports/resolution/s{seed}/results.json" for seed in range(3))
+    assert fewer["verdict"] == HOLDS and fewer["value"] == pytest.approx(-20.0)  # (10+11+12)/3 − (30+31+32)/3
+    assert unrun["verdict"] == NOT_TESTED and "spikecode resolution s9" in unrun["reason"]

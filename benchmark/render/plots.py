@@ -7,6 +7,7 @@ benchmark.results.aggregate (matplotlib, PNG bytes). Nothing is computed here bu
     plot_accuracy_vs_T     accuracy against T, a line per sweep (a board's, or a method's)
     plot_grid              a grid's points: accuracy vs its first numeric axis, else a bar per point
     plot_resolution        a temporal-resolution sweep: accuracy at Δt/k, trained at Δt and retrained
+    plot_resolution_over_seeds  resolution sweeps, one per seed: accuracy and spikes at Δt/k, mean ± std
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from io import BytesIO
 from itertools import cycle
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from benchmark.render.tables import PJ_PER_UNIT, stat
@@ -307,6 +309,31 @@ def plot_grid(name: str, axes: list[str], points: list[dict]) -> bytes:
         ax.set_xlabel("accuracy (%)")
     ax.set_title(f"grid {name}")
     ax.grid(alpha=0.3)
+    return png_bytes(figure, dpi=120)
+
+
+def plot_resolution_over_seeds(dataset: str, rows: list[dict]) -> bytes:
+    """Sweeps over seeds (benchmark.render.resolution.over_seeds): per method, accuracy and spikes per
+    sample of the models trained and run at Δt/k, mean and standard deviation over the seeds."""
+    figure = Figure(figsize=(10, 4), layout="tight")
+    accuracy_axis, spikes_axis = figure.subplots(1, 2)
+    for index, row in enumerate(rows):
+        factors = row["factors"]
+        for axis, values in ((accuracy_axis, row["accuracy"]), (spikes_axis, row["spikes"])):
+            means = [float(np.mean(values[k])) for k in factors]
+            spreads = [float(np.std(values[k], ddof=1)) if len(values[k]) > 1 else 0.0 for k in factors]
+            axis.errorbar(factors, means, yerr=spreads, fmt="o-", color=f"C{index}", capsize=3,
+                          label=f"{row['label']} ({len(row['seeds'])} seeds)")
+    for axis, label in ((accuracy_axis, "test accuracy (%)"), (spikes_axis, "spikes per sample")):
+        ticks = sorted({k for row in rows for k in row["factors"]})
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(ticks, [f"Δt/{k}" for k in ticks])
+        axis.set_xlabel("time step the model is trained and run at")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    spikes_axis.set_yscale("log")
+    accuracy_axis.legend(fontsize=7)
+    figure.suptitle(f"Temporal resolution over seeds, {dataset}")
     return png_bytes(figure, dpi=120)
 
 

@@ -1,14 +1,22 @@
 """The temporal-resolution sweeps' pages: runs/resolution/<name>/results.json (written by the resolution
 stage, benchmark.sweeps.resolution) copied to reports/resolution/<name>/ and drawn there as table.md and
-resolution.png."""
+resolution.png.
+
+Sweeps of one dataset that differ in their `seed` are one experiment over seeds (one sweep per seed, so
+that every Δt/k is retrained per seed): reports/resolution/<dataset>-seeds.md and .png give, per method
+and its overrides, the mean ± standard deviation over those seeds of the accuracy and spikes per sample of
+the models trained and run at each Δt/k (their "retrained" entries). They are drawn from the committed
+reports/resolution/*/results.json, so sweeps run outside `dvc repro` are in them on a fresh clone."""
 
 from __future__ import annotations
 
+import json
+import statistics
 from pathlib import Path
 from typing import Any
 
 from benchmark.contract.io import atomic_write_bytes, atomic_write_text, read_json, write_json
-from benchmark.render.plots import plot_resolution
+from benchmark.render.plots import plot_resolution, plot_resolution_over_seeds
 
 
 def write_resolution_reports(runs_dir: Path, reports_dir: Path) -> list[Path]:
@@ -21,7 +29,66 @@ def write_resolution_reports(runs_dir: Path, reports_dir: Path) -> list[Path]:
         write_json(written[-3], record)
         atomic_write_text(written[-2], markdown_table(record))
         atomic_write_bytes(written[-1], plot_resolution(record))
+    return written + write_seed_reports(reports_dir)
+
+
+def write_seed_reports(reports_dir: Path) -> list[Path]:
+    """`reports_dir`/<dataset>-seeds.{md,png} for every dataset whose sweeps there give some method
+    several seeds (module docstring); the paths written."""
+    written = []
+    for dataset, rows in over_seeds(reports_dir).items():
+        if any(len(row["seeds"]) > 1 for row in rows):
+            written += [Path(reports_dir) / f"{dataset}-seeds.md", Path(reports_dir) / f"{dataset}-seeds.png"]
+            atomic_write_text(written[-2], seeds_markdown(dataset, rows))
+            atomic_write_bytes(written[-1], plot_resolution_over_seeds(dataset, rows))
     return written
+
+
+def over_seeds(reports_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """{dataset: rows}: a row per method and its overrides over the sweeps that retrained it, with
+    "seeds", "sweeps", "factors" and, per factor k, the seeds' "accuracy" and "spikes" at Δt/k."""
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in sorted(Path(reports_dir).glob("*/results.json")):
+        record = read_json(path)
+        sweep = record["sweep"]
+        for method, entry in record["methods"].items():
+            if "retrained" not in entry:  # written before sweeps kept them
+                continue
+            overrides = sweep["overrides"].get(method, {})
+            label = method + (f" ({', '.join(f'{k} {v}' for k, v in overrides.items())})" if overrides else "")
+            key = json.dumps([method, overrides, sweep["factors"], sweep["epochs"], sweep["test_samples"]])
+            row = rows.setdefault(sweep["dataset"], {}).setdefault(key, {
+                "label": label, "factors": sweep["factors"], "epochs": sweep["epochs"], "seeds": [], "sweeps": [],
+                "accuracy": {k: [] for k in sweep["factors"]}, "spikes": {k: [] for k in sweep["factors"]}})
+            row["seeds"].append(sweep["seed"])
+            row["sweeps"].append(path.parent.name)
+            for k in sweep["factors"]:
+                row["accuracy"][k].append(100 * entry["retrained"][str(k)]["accuracy"])
+                row["spikes"][k].append(entry["retrained"][str(k)]["spikes_per_sample"])
+    return {dataset: list(found.values()) for dataset, found in rows.items()}
+
+
+def _mean_std(values: list[float], digits: int) -> str:
+    spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.{digits}f}{spread}"
+
+
+def seeds_markdown(dataset: str, rows: list[dict[str, Any]]) -> str:
+    """The rows of `over_seeds` as a table: accuracy (%) and spikes per sample at every Δt/k."""
+    factors = sorted({k for row in rows for k in row["factors"]})
+    header = [f"Temporal resolution on {dataset} over seeds: each method trained and run at Δt/k (T·k bins of the "
+              "same events), mean ± standard deviation over the seeds (one resolution sweep per seed); test "
+              "accuracy (%) and spikes per sample.", "",
+              "| method | epochs | seeds | " + " | ".join(f"accuracy at Δt/{k}" for k in factors) + " | "
+              + " | ".join(f"spikes at Δt/{k}" for k in factors) + " | sweeps |",
+              "|---|---|---|" + "---|" * (2 * len(factors) + 1)]
+    lines = []
+    for row in rows:
+        accuracy = [_mean_std(row["accuracy"][k], 2) if k in row["accuracy"] else "—" for k in factors]
+        spikes = [_mean_std(row["spikes"][k], 0) if k in row["spikes"] else "—" for k in factors]
+        lines.append(f"| {row['label']} | {row['epochs']} | {', '.join(map(str, row['seeds']))} | "
+                     + " | ".join(accuracy + spikes) + f" | {', '.join(row['sweeps'])} |")
+    return "\n".join(header + lines) + "\n"
 
 
 def markdown_table(record: dict[str, Any]) -> str:

@@ -20,7 +20,10 @@ The interval of d:
     training_memory_growth   bytes of training memory per added time step, one deterministic
                         measurement of `make bench` (reports/perf.json): its interval is the value
 
-A selection with `severity: NAME` reads that Gaussian-noise severity sweep's records
+A selection with `resolution: [NAME, ...]` and `at: k` reads, as records, the models those temporal-
+resolution sweeps trained and ran at Δt/k (benchmark.sweeps.resolution, "retrained"): one per sweep's seed,
+with its per-sample correctness and spikes per sample, so sweeps that differ only in `seed` give a claim
+at Δt/k its seeds. A selection with `severity: NAME` reads that Gaussian-noise severity sweep's records
 (benchmark.sweeps.severity): its corruption_accuracy is the mean over the sweep's σ levels, on the whole
 test set. A selection with `choose: validation` takes, of the grid points its `point` matches, the one whose
 mean validation accuracy is highest (the test set never chooses).
@@ -116,7 +119,9 @@ def _describe(side: dict) -> str:
     where = [f"grid {side['grid']}"] if side.get("grid") else []
     where += [f"{key}={value}" for key, value in (side.get("point") or {}).items()]
     where += [f"T={side['T']}"] if side.get("T") else []
-    where += [f"resolution {side['resolution']}"] if side.get("resolution") else []
+    names = side.get("resolution")
+    where += [f"resolution {names if isinstance(names, str) else ', '.join(names)}"] if names else []
+    where += [f"trained and run at Δt/{side['at']}"] if side.get("at") else []
     where += [f"severity sweep {side['severity']}"] if side.get("severity") else []
     return label + (f" ({', '.join(where)})" if where else "")
 
@@ -130,6 +135,7 @@ def select(side: dict, claim: dict, sources: dict[str, Any]) -> list[dict]:
     grid, severity = side.get("grid"), side.get("severity")
     pool = (sources["grids"].get(grid, []) if grid
             else (sources.get("severity", {}).get(severity) or {}).get("records", []) if severity
+            else resolution_records(side, sources) if side.get("at")
             else sources["records"])
     dataset, profile = side.get("dataset") or claim["dataset"], side.get("profile") or sources["profile"]
     found = [r for r in pool if (r["dataset"], r["profile"], r["method"]) == (dataset, profile, side["method"])
@@ -143,6 +149,7 @@ def select(side: dict, claim: dict, sources: dict[str, Any]) -> list[dict]:
         return max(groups.values(), key=lambda members: stats.fmean(r.get("val_accuracy") or 0.0 for r in members))
     if not groups:
         where = (f"grid {grid} (run `spikecode grid {grid}`)" if grid
+                 else f"resolution {', '.join(_sweep_names(side))}" if side.get("at")
                  else f"severity sweep {severity} (run `spikecode severity {severity}`)" if severity
                  else f"the {dataset} ({profile}) board")
         raise Missing(f"no records of {_describe(side)} on {dataset} ({profile}) in {where}")
@@ -153,6 +160,32 @@ def select(side: dict, claim: dict, sources: dict[str, Any]) -> list[dict]:
             raise Missing(f"{_describe(side)} matches several rows ({rows}); name the variant or T in the claim")
         return groups[defaults[0]]
     return next(iter(groups.values()))
+
+
+def resolution_records(side: dict, sources: dict[str, Any]) -> list[dict]:
+    """The models the side's resolution sweeps trained and ran at Δt/`at`, as records: one per sweep
+    (its seed), with the fields `select` and the measures read. Missing names the sweep to run."""
+    records = []
+    for name in _sweep_names(side):
+        results = sources["resolution"].get(name)
+        if results is None or side["method"] not in results.get("methods", {}):
+            raise Missing(f"no resolution sweep {name} with {side['method']} (run `spikecode resolution {name}`)")
+        entry, sweep, k = results["methods"][side["method"]], results["sweep"], str(side["at"])
+        if k not in entry.get("retrained", {}):
+            raise Missing(f"resolution sweep {name} kept no per-sample results of its models trained at Δt/{k} "
+                          f"(re-run `spikecode resolution {name}`)")
+        run = entry["retrained"][k]
+        records.append({"dataset": sweep["dataset"], "profile": results.get("profile"), "method": side["method"],
+                        "variant": "", "T": entry["hyperparameters"][k]["T"], "seed": sweep["seed"],
+                        "hyperparameters": entry["hyperparameters"][k], "accuracy": run["accuracy"],
+                        "spikes_per_sample": run["spikes_per_sample"],
+                        "samples": {"n": sweep["test_samples"], "correct": run["correct"]}})
+    return records
+
+
+def _sweep_names(side: dict) -> list[str]:
+    names = side.get("resolution") or []
+    return [names] if isinstance(names, str) else list(names)
 
 
 def _point_value(record: dict, key: str) -> Any:
@@ -194,9 +227,13 @@ def _sampled(claim: dict, test: dict, sources: dict[str, Any]) -> dict:
 
 
 def _sweep_source(test: dict) -> dict:
-    """{"source": the severity sweep's results file} when a side reads one (its records have no ids)."""
-    names = sorted({side["severity"] for side in (test["a"], test["b"]) if side and side.get("severity")})
-    return {"source": ", ".join(f"reports/severity/{name}/results.json" for name in names)} if names else {}
+    """{"source": the severity or resolution sweeps' results files} when a side reads them (their records
+    have no ids)."""
+    sides = [side for side in (test["a"], test["b"]) if side]
+    files = sorted({f"reports/severity/{side['severity']}/results.json" for side in sides if side.get("severity")}
+                   | {f"reports/resolution/{name}/results.json" for side in sides if side.get("at")
+                      for name in _sweep_names(side)})
+    return {"source": ", ".join(files)} if files else {}
 
 
 def _per_seed(claim: dict, test: dict, sources: dict[str, Any], value: Callable[[dict], float | None] | None = None,
@@ -218,7 +255,7 @@ def _per_seed(claim: dict, test: dict, sources: dict[str, Any], value: Callable[
     seeds = sorted(set().union(*(set(v) for v in values)))
     return {"a_value": means[0], "b_value": means[1] if len(means) > 1 else None, "value": observed,
             "ci_low": low, "ci_high": high, "seeds": seeds, "samples": None,
-            "reason": "one seed: no interval" if math.isnan(low) else "",
+            "reason": "one seed: no interval" if math.isnan(low) else "", **_sweep_source(test),
             "records": [r for side in sides for r in side]}
 
 

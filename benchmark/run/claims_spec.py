@@ -29,7 +29,10 @@ class ClaimSelection(_Strict):
     T: int | None = None
     grid: str | None = Field(None, description="read this grid's records instead of the board's")
     point: dict[str, Any] = Field(default_factory=dict, description="the grid point: hyperparameter values")
-    resolution: str | None = Field(None, description="a resolution sweep (metric resolution_shift)")
+    resolution: str | list[str] | None = Field(None, description="a resolution sweep (metric resolution_shift); "
+                                               "with `at`, the sweeps whose seeds are the side's seeds")
+    at: int | None = Field(None, description="with `resolution`: the models trained and run at Δt/at (the sweeps' "
+                           "`retrained`), as records of accuracy and spikes")
     severity: str | None = Field(None, description="read this Gaussian-noise severity sweep's records (its σ "
                                  "levels are the corrupted sets: benchmark.sweeps.severity) instead of the board's")
     choose: Literal["validation"] | None = Field(None, description="validation: of the grid points `point` "
@@ -79,9 +82,27 @@ def check_claims(path: Path, claims: list[Claim], methods: dict[str, Any], grids
         for side in sides:
             problem = (f"method {side.method!r} is not defined under `methods`" if side.method not in methods
                        else f"grid {side.grid!r} is not defined" if side.grid and side.grid not in grids
-                       else f"resolution sweep {side.resolution!r} is not defined"
-                       if side.resolution and side.resolution not in resolution
-                       else f"severity sweep {side.severity!r} is not defined"
-                       if side.severity and side.severity not in severity else None)
+                       else _resolution_problem(claim.test.metric, side, resolution)
+                       or (f"severity sweep {side.severity!r} is not defined"
+                           if side.severity and side.severity not in severity else None))
             if problem:
                 raise ConfigError(f"{path}: claims.{claim.id}: {problem}; fix the name or the claim's test")
+
+
+def _resolution_problem(metric: str, side: ClaimSelection, resolution: dict[str, Any]) -> str | None:
+    """What is wrong with a side's `resolution` / `at`, None when nothing is: resolution_shift reads one sweep,
+    `at` reads a factor that every sweep named retrains."""
+    names = [side.resolution] if isinstance(side.resolution, str) else side.resolution or []
+    undefined = [name for name in names if name not in resolution]
+    if undefined:
+        return f"resolution sweep {', '.join(map(repr, undefined))} is not defined"
+    if side.at is None:
+        return ("`at` (a factor k: the models trained and run at Δt/k) is needed to read sweeps with metric "
+                f"{metric}; without it, `resolution` names one sweep for resolution_shift"
+                if names and (len(names) > 1 or metric != "resolution_shift") else None)
+    if not names or metric == "resolution_shift":
+        return ("`at` reads a resolution sweep's models trained at Δt/at: give `resolution` and a metric of "
+                "records (accuracy, spikes), not resolution_shift")
+    lacking = [name for name in names if side.at not in resolution[name].factors]
+    return (f"at: {side.at} is not among the factors of resolution sweep {', '.join(lacking)}"
+            if lacking else None)
