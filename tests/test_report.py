@@ -14,7 +14,7 @@ from benchmark.render.report import build_report, write_leaderboard
 from benchmark.render.tables import leaderboard_table, robustness_table, row_name
 from benchmark.results.aggregate import portable_cell
 from benchmark.results.records import ReportError, collect_records
-from benchmark.results.series import t_sweeps
+from benchmark.results.series import grid_axes, grid_points, t_sweeps
 from benchmark.results.summary import pareto_front, record_ids, robustness_rows, summary
 
 DESIGN_KEYS = {
@@ -477,3 +477,19 @@ def test_grid_record_ids_name_the_axis_that_the_variant_leaves_out():
     assert grid_ids["g"] == ["grid-g.d.quick.sigma-delta.T-10-gradient-full.arch-mlp-lr-0.001.T10.s0",
                              "grid-g.d.quick.sigma-delta.T-10-gradient-full.arch-mlp-lr-0.01.T10.s0",
                              "grid-g.d.quick.sigma-delta.T-10-gradient-full.arch-mlp-d8-lr-0.01.T10.s0"]
+
+
+def test_a_grid_over_architectures_keeps_each_depth_its_own_point(tmp_path):
+    """Two depths × two hidden modes, one seed each: four points, not two points of two depths each."""
+    settings = [("mlp-d2", "relaxed", 0.8), ("mlp-d2", "single", 0.7), ("mlp-d8", "relaxed", 0.6),
+                ("mlp-d8", "single", 0.1)]
+    for index, (_, _, accuracy) in enumerate(settings):
+        write_run(tmp_path, method="latency", variant=f"point{index}", accuracy=accuracy)
+    records = sorted(collect_records(tmp_path, "latency"), key=lambda record: record["variant"])
+    for record, (arch, hidden, _) in zip(records, settings):
+        record.update(arch=arch, variant="", hyperparameters={"hidden": hidden, "lr": 0.001})
+    axes = grid_axes(records)
+    assert axes == ["arch", "hidden"]
+    points = grid_points(axes, records)
+    assert [row["point"] for row in points] == [[arch, hidden] for arch, hidden, _ in settings]
+    assert [len(row["records"]) for row in points] == [1, 1, 1, 1]

@@ -48,6 +48,7 @@ import numpy as np
 from benchmark.contract.io import unpack_bits
 from benchmark.results import samples as per_sample
 from benchmark.results.aggregate import row_label
+from benchmark.results.series import axis_value
 from benchmark.results.statistics import bootstrap_accuracies, bootstrap_difference, seed_draws, t_quantile
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_TESTED = "holds", "fails", "inconclusive", "not tested"
@@ -141,7 +142,7 @@ def select(side: dict, claim: dict, sources: dict[str, Any]) -> list[dict]:
     found = [r for r in pool if (r["dataset"], r["profile"], r["method"]) == (dataset, profile, side["method"])
              and (side.get("variant") is None or r["variant"] == side["variant"])
              and (side.get("T") is None or r["T"] == side["T"])
-             and all(_point_value(r, key) == value for key, value in (side.get("point") or {}).items())]
+             and all(axis_value(r, key) == value for key, value in (side.get("point") or {}).items())]
     groups: dict[tuple, list[dict]] = {}
     for record in found:
         groups.setdefault((record["variant"], record["T"]), []).append(record)
@@ -186,13 +187,6 @@ def resolution_records(side: dict, sources: dict[str, Any]) -> list[dict]:
 def _sweep_names(side: dict) -> list[str]:
     names = side.get("resolution") or []
     return [names] if isinstance(names, str) else list(names)
-
-
-def _point_value(record: dict, key: str) -> Any:
-    """A grid axis's value in a record: its architecture, else its hyperparameter (css's T is its
-    window, not the record's T, which adds the silent steps)."""
-    hyperparameters = record.get("hyperparameters") or {}
-    return record["arch"] if key == "arch" else hyperparameters[key] if key in hyperparameters else record.get(key)
 
 
 # --- the measures ---------------------------------------------------------------------------------

@@ -17,13 +17,14 @@ MATCH_MARGIN_PP = 0.5  # matched accuracy: within 0.5 pp of the baseline of the 
 
 
 def grid_axes(records: list[dict]) -> list[str]:
-    """The hyperparameters that vary across a grid's records (its axes), in their declared order."""
+    """The settings that vary across a grid's records (its axes): `arch` when the architecture does,
+    then the hyperparameters in their declared order, then T when it varies and is not one of them."""
     keys = list(dict.fromkeys(key for record in records for key in record.get("hyperparameters", {})))
     axes = [key for key in keys
             if len({json.dumps(r.get("hyperparameters", {}).get(key), sort_keys=True) for r in records}) > 1]
     if "T" not in axes and len({record["T"] for record in records}) > 1:
         axes.append("T")
-    return axes
+    return (["arch"] if len({record.get("arch") for record in records}) > 1 else []) + axes
 
 
 def axis_value(record: dict, axis: str) -> Any:
@@ -48,7 +49,7 @@ def t_sweeps(records: list[dict], grids: dict[str, list[dict]] | None = None) ->
             continue
         others = [axis for axis in axes if axis != "T"]
         for record in members:
-            rest = ",".join(f"{axis}={record['hyperparameters'].get(axis)}" for axis in others)
+            rest = ",".join(f"{axis}={axis_value(record, axis)}" for axis in others)
             name = f"{grid}: {row_label(record['method'], rest)}"
             series.setdefault((record["dataset"], record["profile"], record["method"], f"grid {grid}", name),
                               []).append(record)
@@ -129,7 +130,7 @@ def spike_curves(records: list[dict], grids: dict[str, list[dict]] | None = None
             continue
         found: dict[tuple, list[dict]] = {}
         for record in members:
-            rest = ",".join(f"{axis}={record['hyperparameters'].get(axis)}" for axis in axes if axis != "T")
+            rest = ",".join(f"{axis}={axis_value(record, axis)}" for axis in axes if axis != "T")
             key = (record["dataset"], record["profile"], record.get("arch"), record["method"], f"grid {grid}",
                    f"{grid}: {row_label(record['method'], rest)}")
             found.setdefault(key, []).append(record)

@@ -16,7 +16,7 @@ from benchmark.results.aggregate import NAN, by_dataset_profile, mean_std, missi
 from benchmark.results.claims import evaluate_claims
 from benchmark.results.comparisons import board_comparisons
 from benchmark.results.records import ReportError
-from benchmark.results.series import (chosen_point, grid_axes, grid_points, matched_levels, matched_points,
+from benchmark.results.series import (axis_value, chosen_point, grid_axes, grid_points, matched_levels, matched_points,
                                       spike_curves, t_sweeps)
 
 
@@ -147,13 +147,12 @@ def corruption_families(rows: list[dict]) -> list[str]:
 
 def record_ids(records: list[dict], grids: dict[str, list[dict]]) -> tuple[list[str], dict[str, list[str]]]:
     """A unique, readable id per record (the site's provenance anchors and files): the leaderboard's
-    records first, then each grid's, a grid record naming the hyperparameters that vary within its grid
-    and that its variant leaves out (training keys such as `lr`); a `-2`, `-3` suffix where two would
-    still share one."""
+    records first, then each grid's, a grid record naming the axes of its grid that no variant names
+    (the architecture, training keys such as `lr`); a `-2`, `-3` suffix where two would still share one."""
     taken: set[str] = set()
 
-    def assign(record: dict, grid: str | None, point_keys: tuple[str, ...] = ()) -> str:
-        point = "-".join(f"{key}-{_setting(record).get(key)}" for key in point_keys)
+    def assign(record: dict, grid: str | None, point_keys: list[str] = ()) -> str:
+        point = "-".join(f"{key}-{axis_value(record, key)}" for key in point_keys)
         base = slug(".".join(part for part in (
             f"grid-{grid}" if grid else "", record["dataset"], record["profile"], record["method"],
             record["variant"] or "default", point, f"T{record['T']}", f"s{record['seed']}") if part))
@@ -169,16 +168,10 @@ def record_ids(records: list[dict], grids: dict[str, list[dict]]) -> tuple[list[
                  for grid, members in grids.items()}
 
 
-def _unnamed_axes(members: list[dict]) -> tuple[str, ...]:
-    """The settings (hyperparameters and arch) that differ between a grid's records but that no variant names."""
-    keys = sorted({key for record in members for key in _setting(record)})
-    return tuple(key for key in keys
-                 if len({repr(_setting(record).get(key)) for record in members}) > 1
-                 and not any(key in _variant_keys(record["variant"]) for record in members))
-
-
-def _setting(record: dict) -> dict:
-    return {**record.get("hyperparameters", {}), "arch": record.get("arch")}
+def _unnamed_axes(members: list[dict]) -> list[str]:
+    """The axes of a grid (`grid_axes`) that no record's variant names."""
+    named = set().union(*(_variant_keys(record["variant"]) for record in members))
+    return [axis for axis in grid_axes(members) if axis not in named]
 
 
 def _variant_keys(variant: str | None) -> set[str]:
