@@ -289,24 +289,27 @@ def cmd_severity(args) -> None:
 
 def cmd_report(args) -> None:
     from benchmark.render.report import build_report, write_leaderboard
+    from benchmark.render.resolution import write_resolution_reports
     from benchmark.run.config import load_params
 
     params = load_params(args.params)
     grids = args.out / "grids"
     baseline = params.run.baseline
     exceptions = {name: profile.budget_exceptions for name, profile in params.profiles.items()}
+    claims = {"claims": [claim.model_dump() for claim in params.claims], "profile": params.profile}
     if args.merge:
         from benchmark.render.site import build_site
         from benchmark.results.merge import merge_leaderboards, summary
 
         merged = merge_leaderboards(args.merge, on_conflict="error" if args.strict else "keep-first", baseline=baseline)
         print(summary(merged))
-        written = write_leaderboard(merged["records"], args.out, baseline, [*params.references, *merged["references"]],
-                                    grids, exceptions)
+        # The sweeps' pages first: the claims read reports/resolution (a merge of reports/ alone redraws them)
+        written = write_resolution_reports(args.runs / "resolution", args.out / "resolution")
+        written += write_leaderboard(merged["records"], args.out, baseline,
+                                     [*params.references, *merged["references"]], grids, exceptions, **claims)
         written += build_site(args.out / "leaderboard.json", args.out / "site", args.out)
     else:
-        written = build_report(args.runs, args.out, baseline, params.references, grids, exceptions,
-                               claims=[claim.model_dump() for claim in params.claims], profile=params.profile)
+        written = build_report(args.runs, args.out, baseline, params.references, grids, exceptions, **claims)
     print(f"wrote {len(written)} files under {args.out}/")
 
 

@@ -131,3 +131,23 @@ def test_run_folders_merge_with_a_leaderboard(tmp_path):
     write_run(tmp_path / "runs", method="rate", seed=3)
     merged = merge_leaderboards([leaderboard(tmp_path / "a.json", [record("ann", 0)]), tmp_path / "runs"])
     assert [(r["method"], r["seed"]) for r in merged["records"]] == [("ann", 0), ("rate", 3)]
+
+
+def test_report_merge_of_the_committed_reports_tests_the_claims(tmp_path, monkeypatch, prepared_digits):
+    """`spikecode report --merge reports/` on a clone without runs/ redraws what the report stage would:
+    the claims are tested over the merged records (a merge used to write a claims page without claims)."""
+    from benchmark.cli import main
+    from tests.conftest import make_workspace
+    from tests.test_site import CLAIM
+
+    root = make_workspace(tmp_path / "ws", prepared_digits, claims=[CLAIM])
+    monkeypatch.chdir(root)
+    records = [record("ann", seed, 0.9) for seed in (0, 1, 2)] + [record("rate", seed, 0.88) for seed in (0, 1, 2)]
+    for rate in records[3:]:
+        rate["energy"] = {**rate["energy"], "tier1_pj": 64.0}  # a tenth of the ANN's 640 pJ, every seed
+    leaderboard(root / "reports" / "leaderboard.json", records)
+
+    assert main(["report", "--merge", "reports/"]) == 0
+    claims = (root / "reports" / "claims.md").read_text()
+    assert "| rate costs less energy than the ANN | ✅ holds |" in claims and "1 holds, 0 fails" in claims
+    assert len(json.loads((root / "reports" / "leaderboard.json").read_text())["records"]) == 6
