@@ -96,9 +96,13 @@ def test_a_tiny_sweep_trains_every_factor_and_evaluates_every_model_at_every_ste
     retrained = record["methods"]["rate"]["retrained"]["2"]  # trained and run at Δt/2: the seeds of claims at Δt/2
     assert unpack_bits(retrained["correct"], 12).mean() == pytest.approx(record["methods"]["rate"]["accuracy"]["2"]["2"])
     assert retrained["spikes_per_sample"] > 0 and record["profile"] == "smoke"  # the workspace's profile
+    trained_at_dt = read_json(next((root / "runs" / "resolution" / "tiny").glob(f"*/{DATASET}/rate@dt-2/0/train.json")))
+    assert retrained["provenance"] == trained_at_dt["provenance"]  # each model keeps where and how it was trained
+    assert set(record["methods"]["rate"]["at_dt_provenance"]) == {"0", "1"}
     write_resolution_reports(root / "runs" / "resolution", root / "reports" / "resolution")  # the report stage's part
     assert read_json(root / "reports" / "resolution" / "tiny" / "results.json") == record
     table = (root / "reports" / "resolution" / "tiny" / "table.md").read_text()
+    assert f"Models trained on: {trained_at_dt['provenance']['device']}, torch " in table
     assert "| sigma-delta | Δt/2 |" in table and (root / "reports" / "resolution" / "tiny" / "resolution.png").stat().st_size
     # a second run trains nothing again: the models exist
     before = {p: p.stat().st_mtime_ns for p in (root / "runs" / "resolution").rglob("model.pt")}
@@ -118,10 +122,13 @@ def test_sweeps_that_differ_in_their_seed_are_tabled_over_seeds(tmp_path):
     for seed, (at_1, at_2, spikes) in enumerate([(0.80, 0.70, 100.0), (0.84, 0.70, 120.0)]):
         record = {"sweep": {"dataset": "toy", "seed": seed, "factors": [1, 2], "epochs": 3, "test_samples": 10,
                             "overrides": {"rate": {"lr": 0.01}}},
-                  "methods": {"rate": {"retrained": {"1": {"accuracy": at_1, "spikes_per_sample": spikes},
+                  "methods": {"rate": {"retrained": {"1": {"accuracy": at_1, "spikes_per_sample": spikes,
+                                                           "provenance": {"device": f"cpu {seed}", "git_commit": "0123456789ab",
+                                                                          "git_dirty": False, "versions": {"torch": "2.14.1"}}},
                                                      "2": {"accuracy": at_2, "spikes_per_sample": 2 * spikes}}}}}
         write_json(tmp_path / f"toy-s{seed}" / "results.json", record)
     written = write_seed_reports(tmp_path)
     assert [path.name for path in written] == ["toy-seeds.md", "toy-seeds.png"] and written[1].stat().st_size
     table = written[0].read_text()
     assert "| rate (lr 0.01) | 3 | 0, 1 | 82.00 ± 2.83 | 70.00 ± 0.00 | 110 ± 14 | 220 ± 28 | toy-s0, toy-s1 |" in table
+    assert "Models trained on: cpu 0, torch 2.14.1, commit 0123456789; cpu 1, torch 2.14.1, commit 0123456789." in table

@@ -60,12 +60,26 @@ def over_seeds(reports_dir: Path) -> dict[str, list[dict[str, Any]]]:
             row = rows.setdefault(sweep["dataset"], {}).setdefault(key, {
                 "label": label, "factors": sweep["factors"], "epochs": sweep["epochs"], "seeds": [], "sweeps": [],
                 "accuracy": {k: [] for k in sweep["factors"]}, "spikes": {k: [] for k in sweep["factors"]}})
+            row.setdefault("made_on", set()).update(made_on(entry))
             row["seeds"].append(sweep["seed"])
             row["sweeps"].append(path.parent.name)
             for k in sweep["factors"]:
                 row["accuracy"][k].append(100 * entry["retrained"][str(k)]["accuracy"])
                 row["spikes"][k].append(entry["retrained"][str(k)]["spikes_per_sample"])
     return {dataset: list(found.values()) for dataset, found in rows.items()}
+
+
+def made_on(entry: dict[str, Any]) -> set[str]:
+    """Where a method's models of a sweep were trained: device, torch, commit (from each model's
+    provenance; empty for sweeps written before they kept it)."""
+    found = [run.get("provenance") for run in entry["retrained"].values()]
+    found += list(entry.get("at_dt_provenance", {}).values())
+    return {f"{p['device']}, torch {p['versions']['torch']}, commit {p['git_commit'][:10]}"
+            + (" (uncommitted changes)" if p["git_dirty"] else "") for p in found if p}
+
+
+def _made_on_line(places: set[str]) -> list[str]:
+    return ["", f"Models trained on: {'; '.join(sorted(places))}."] if places else []
 
 
 def _mean_std(values: list[float], digits: int) -> str:
@@ -88,7 +102,8 @@ def seeds_markdown(dataset: str, rows: list[dict[str, Any]]) -> str:
         spikes = [_mean_std(row["spikes"][k], 0) if k in row["spikes"] else "—" for k in factors]
         lines.append(f"| {row['label']} | {row['epochs']} | {', '.join(map(str, row['seeds']))} | "
                      + " | ".join(accuracy + spikes) + f" | {', '.join(row['sweeps'])} |")
-    return "\n".join(header + lines) + "\n"
+    places = set().union(*(row.get("made_on", set()) for row in rows))
+    return "\n".join(header + lines + _made_on_line(places)) + "\n"
 
 
 def markdown_table(record: dict[str, Any]) -> str:
@@ -116,4 +131,5 @@ def markdown_table(record: dict[str, Any]) -> str:
                      for k in factors}
             verdicts.append(f"  - trained at Δt, mean over seeds {', '.join(entry['at_dt'])}: "
                             + ", ".join(f"run at Δt/{k} {100 * mean:.2f} %" for k, mean in means.items()))
-    return "\n".join(header + rows + [""] + verdicts) + "\n"
+    places = set().union(*(made_on(entry) for entry in record["methods"].values() if "retrained" in entry))
+    return "\n".join(header + rows + [""] + verdicts + _made_on_line(places)) + "\n"

@@ -22,8 +22,10 @@ trained at Δt is also run at every Δt/k, and its per-sample correctness is kep
 {accuracy, correct}}}, correct as packed bits, benchmark.contract.io), so the claims table can test
 "trained at Δt, run at Δt/k" with the paired bootstrap over seeds and test samples. The models trained
 and run at the same Δt/k keep theirs too, with their spikes per sample ("retrained": {k: {accuracy,
-correct, spikes_per_sample}}, the sweep's seed): sweeps that differ only in `seed` are the seeds of a
-claim that compares methods or time steps at Δt/k (a claim side's `resolution: [names], at: k`).
+correct, spikes_per_sample, provenance}}, the sweep's seed): sweeps that differ only in `seed` are the
+seeds of a claim that compares methods or time steps at Δt/k (a claim side's `resolution: [names], at:
+k`). Every model keeps the provenance its training recorded (commit, versions, device, threads, data
+checksum): "provenance" in "retrained", and "at_dt_provenance": {seed: provenance}.
 
 `spikecode resolution NAME` runs sweep NAME of params.yaml `resolution:` and writes
 `runs/resolution/NAME/results.json`; the report stage copies it to reports/resolution/NAME/ and draws
@@ -139,6 +141,7 @@ def run_resolution(params: Params, name: str, profile: str | None = None, progre
         at_dt = _seeds_at_dt(specs, sweep, subsets, progress)
         results[method] = {"hyperparameters": {factor: spec.hyperparameters for factor, spec in specs.items()},
                            "accuracy": matrix, "retrained": retrained, "at_dt": at_dt,
+                           "at_dt_provenance": {seed: _provenance(replace(specs[1], seed=int(seed))) for seed in at_dt},
                            "seed_accuracy_at_dt": {seed: runs["1"]["accuracy"] for seed, runs in at_dt.items()}}
     record = {**summarize(sweep, framing, results), "profile": specs[1].profile_name}
     write_json(folder / RESULTS_FILE, record)
@@ -171,7 +174,7 @@ def _retrained(spec, data: Prepared) -> dict[str, Any]:
     with OpCounter(method.network, input_format(data).semantics(method)) as counter:
         correct = _correct(method, spec, data)
     return {"accuracy": float(correct.mean()), "correct": pack_bits(correct),
-            "spikes_per_sample": counter.compute().to_dict()["spikes_per_sample"]}
+            "spikes_per_sample": counter.compute().to_dict()["spikes_per_sample"], "provenance": _provenance(spec)}
 
 
 def _seeds_at_dt(specs, sweep: ResolutionSweep, subsets: dict[int, Prepared],
@@ -189,6 +192,12 @@ def _seeds_at_dt(specs, sweep: ResolutionSweep, subsets: dict[int, Prepared],
             correct = _test_correct(weights, replace(spec, seed=seed), subsets[factor])
             found[str(seed)][str(factor)] = {"accuracy": float(correct.mean()), "correct": pack_bits(correct)}
     return found
+
+
+def _provenance(spec) -> dict[str, Any]:
+    """The provenance its training recorded (commit, versions, device, threads, data checksum) of the
+    model the run holds: where and how it was made, whichever later command evaluated it."""
+    return trained_summary(spec)["provenance"]
 
 
 def _weights(spec) -> dict[str, torch.Tensor]:
