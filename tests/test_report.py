@@ -479,6 +479,19 @@ def test_grid_record_ids_name_the_axis_that_the_variant_leaves_out():
                              "grid-g.d.quick.sigma-delta.T-10-gradient-full.arch-mlp-d8-lr-0.01.T10.s0"]
 
 
+def test_grid_record_ids_leave_out_T_when_only_the_steps_run_vary():
+    """CSS at a declared T = 8 runs T + silent period steps: 10 with the silent period (2), 8 without;
+    the ids end in T10 and T8 already, so the point names the silent period alone."""
+    def css(silent_period: int) -> dict:
+        return {"dataset": "d", "profile": "quick", "method": "css", "variant": "", "T": 8 + 2 * silent_period,
+                "seed": 0, "arch": "mlp", "hyperparameters": {"T": 8, "silent_period": silent_period}}
+
+    _, grid_ids = record_ids([], {"g": [css(1), css(0)]})
+
+    assert grid_ids["g"] == ["grid-g.d.quick.css.default.silent_period-1.T10.s0",
+                             "grid-g.d.quick.css.default.silent_period-0.T8.s0"]
+
+
 def test_a_grid_over_architectures_keeps_each_depth_its_own_point(tmp_path):
     """Two depths × two hidden modes, one seed each: four points, not two points of two depths each."""
     settings = [("mlp-d2", "relaxed", 0.8), ("mlp-d2", "single", 0.7), ("mlp-d8", "relaxed", 0.6),

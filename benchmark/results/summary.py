@@ -6,6 +6,7 @@ Computed here, once; the render layer only draws it.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import statistics
@@ -169,9 +170,12 @@ def record_ids(records: list[dict], grids: dict[str, list[dict]]) -> tuple[list[
 
 
 def _unnamed_axes(members: list[dict]) -> list[str]:
-    """The axes of a grid (`grid_axes`) that no record's variant names."""
+    """The axes of a grid (`grid_axes`) that no record's variant names. Every id ends in its record's
+    T already: T is a point axis only as a hyperparameter that varies (a grid of CSS's silent period
+    varies the steps run, T + silent period, at one declared T)."""
     named = set().union(*(_variant_keys(record["variant"]) for record in members))
-    return [axis for axis in grid_axes(members) if axis not in named]
+    declared_t = {json.dumps(record.get("hyperparameters", {}).get("T")) for record in members}
+    return [axis for axis in grid_axes(members) if axis not in named and (axis != "T" or len(declared_t) > 1)]
 
 
 def _variant_keys(variant: str | None) -> set[str]:
