@@ -102,7 +102,7 @@ def test_a_tiny_sweep_trains_every_factor_and_evaluates_every_model_at_every_ste
     write_resolution_reports(root / "runs" / "resolution", root / "reports" / "resolution")  # the report stage's part
     assert read_json(root / "reports" / "resolution" / "tiny" / "results.json") == record
     table = (root / "reports" / "resolution" / "tiny" / "table.md").read_text()
-    assert f"Models trained on: {trained_at_dt['provenance']['device']}, torch " in table
+    assert f"Models trained on {trained_at_dt['provenance']['device']}, torch " in table
     assert "| sigma-delta | Δt/2 |" in table and (root / "reports" / "resolution" / "tiny" / "resolution.png").stat().st_size
     # a second run trains nothing again: the models exist
     before = {p: p.stat().st_mtime_ns for p in (root / "runs" / "resolution").rglob("model.pt")}
@@ -131,4 +131,4 @@ def test_sweeps_that_differ_in_their_seed_are_tabled_over_seeds(tmp_path):
     assert [path.name for path in written] == ["toy-seeds.md", "toy-seeds.png"] and written[1].stat().st_size
     table = written[0].read_text()
     assert "| rate (lr 0.01) | 3 | 0, 1 | 82.00 ± 2.83 | 70.00 ± 0.00 | 110 ± 14 | 220 ± 28 | toy-s0, toy-s1 |" in table
-    assert "Models trained on: cpu 0, torch 2.14.1, commit 0123456789; cpu 1, torch 2.14.1, commit 0123456789." in table
+    assert "Models trained on cpu 0, torch 2.14.1 (commits 0123456789); cpu 1, torch 2.14.1 (commits 0123456789)." in table

@@ -69,17 +69,20 @@ def over_seeds(reports_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return {dataset: list(found.values()) for dataset, found in rows.items()}
 
 
-def made_on(entry: dict[str, Any]) -> set[str]:
-    """Where a method's models of a sweep were trained: device, torch, commit (from each model's
-    provenance; empty for sweeps written before they kept it)."""
+def made_on(entry: dict[str, Any]) -> set[tuple[str, str]]:
+    """Where a method's models of a sweep were trained: {(device and torch, commit)}, from each model's
+    provenance (empty for sweeps written before they kept it)."""
     found = [run.get("provenance") for run in entry["retrained"].values()]
     found += list(entry.get("at_dt_provenance", {}).values())
-    return {f"{p['device']}, torch {p['versions']['torch']}, commit {p['git_commit'][:10]}"
-            + (" (uncommitted changes)" if p["git_dirty"] else "") for p in found if p}
+    return {(f"{p['device']}, torch {p['versions']['torch']}",
+             p["git_commit"][:10] + (" with uncommitted changes" if p["git_dirty"] else "")) for p in found if p}
 
 
-def _made_on_line(places: set[str]) -> list[str]:
-    return ["", f"Models trained on: {'; '.join(sorted(places))}."] if places else []
+def _made_on_line(places: set[tuple[str, str]]) -> list[str]:
+    machines = sorted({machine for machine, _ in places})
+    return ["", "Models trained on " + "; ".join(
+        f"{machine} (commits {', '.join(sorted(commit for where, commit in places if where == machine))})"
+        for machine in machines) + "."] if places else []
 
 
 def _mean_std(values: list[float], digits: int) -> str:
