@@ -296,7 +296,7 @@ def cmd_report(args) -> None:
     grids = args.out / "grids"
     baseline = params.run.baseline
     exceptions = {name: profile.budget_exceptions for name, profile in params.profiles.items()}
-    claims = {"claims": [claim.model_dump() for claim in params.claims], "profile": params.profile}
+    claim_settings = {"claims": [claim.model_dump() for claim in params.claims], "profile": params.profile}
     if args.merge:
         from benchmark.render.site import build_site
         from benchmark.results.merge import merge_leaderboards, summary
@@ -306,10 +306,10 @@ def cmd_report(args) -> None:
         # The sweeps' pages first: the claims read reports/resolution (a merge of reports/ alone redraws them)
         written = write_resolution_reports(args.runs / "resolution", args.out / "resolution")
         written += write_leaderboard(merged["records"], args.out, baseline,
-                                     [*params.references, *merged["references"]], grids, exceptions, **claims)
+                                     [*params.references, *merged["references"]], grids, exceptions, **claim_settings)
         written += build_site(args.out / "leaderboard.json", args.out / "site", args.out)
     else:
-        written = build_report(args.runs, args.out, baseline, params.references, grids, exceptions, **claims)
+        written = build_report(args.runs, args.out, baseline, params.references, grids, exceptions, **claim_settings)
     print(f"wrote {len(written)} files under {args.out}/")
 
 

@@ -59,8 +59,9 @@ def over_seeds(reports_dir: Path) -> dict[str, list[dict[str, Any]]]:
             key = json.dumps([method, overrides, sweep["factors"], sweep["epochs"], sweep["test_samples"]])
             row = rows.setdefault(sweep["dataset"], {}).setdefault(key, {
                 "label": label, "factors": sweep["factors"], "epochs": sweep["epochs"], "seeds": [], "sweeps": [],
-                "accuracy": {k: [] for k in sweep["factors"]}, "spikes": {k: [] for k in sweep["factors"]}})
-            row.setdefault("made_on", set()).update(made_on(entry))
+                "accuracy": {k: [] for k in sweep["factors"]}, "spikes": {k: [] for k in sweep["factors"]},
+                "made_on": set()})
+            row["made_on"].update(made_on(entry))
             row["seeds"].append(sweep["seed"])
             row["sweeps"].append(path.parent.name)
             for k in sweep["factors"]:
@@ -72,7 +73,7 @@ def over_seeds(reports_dir: Path) -> dict[str, list[dict[str, Any]]]:
 def made_on(entry: dict[str, Any]) -> set[tuple[str, str]]:
     """Where a method's models of a sweep were trained: {(device and torch, commit)}, from each model's
     provenance (empty for sweeps written before they kept it)."""
-    found = [run.get("provenance") for run in entry["retrained"].values()]
+    found = [run.get("provenance") for run in entry.get("retrained", {}).values()]
     found += list(entry.get("at_dt_provenance", {}).values())
     return {(f"{p['device']}, torch {p['versions']['torch']}",
              p["git_commit"][:10] + (" with uncommitted changes" if p["git_dirty"] else "")) for p in found if p}
@@ -105,7 +106,7 @@ def seeds_markdown(dataset: str, rows: list[dict[str, Any]]) -> str:
         spikes = [_mean_std(row["spikes"][k], 0) if k in row["spikes"] else "—" for k in factors]
         lines.append(f"| {row['label']} | {row['epochs']} | {', '.join(map(str, row['seeds']))} | "
                      + " | ".join(accuracy + spikes) + f" | {', '.join(row['sweeps'])} |")
-    places = set().union(*(row.get("made_on", set()) for row in rows))
+    places = set().union(*(row["made_on"] for row in rows))
     return "\n".join(header + lines + _made_on_line(places)) + "\n"
 
 
@@ -134,5 +135,5 @@ def markdown_table(record: dict[str, Any]) -> str:
                      for k in factors}
             verdicts.append(f"  - trained at Δt, mean over seeds {', '.join(entry['at_dt'])}: "
                             + ", ".join(f"run at Δt/{k} {100 * mean:.2f} %" for k, mean in means.items()))
-    places = set().union(*(made_on(entry) for entry in record["methods"].values() if "retrained" in entry))
+    places = set().union(*(made_on(entry) for entry in record["methods"].values()))
     return "\n".join(header + rows + [""] + verdicts + _made_on_line(places)) + "\n"

@@ -120,8 +120,7 @@ def _describe(side: dict) -> str:
     where = [f"grid {side['grid']}"] if side.get("grid") else []
     where += [f"{key}={value}" for key, value in (side.get("point") or {}).items()]
     where += [f"T={side['T']}"] if side.get("T") else []
-    names = side.get("resolution")
-    where += [f"resolution {names if isinstance(names, str) else ', '.join(names)}"] if names else []
+    where += [f"resolution {', '.join(_sweep_names(side))}"] if side.get("resolution") else []
     where += [f"trained and run at Δt/{side['at']}"] if side.get("at") else []
     where += [f"severity sweep {side['severity']}"] if side.get("severity") else []
     return label + (f" ({', '.join(where)})" if where else "")
